@@ -1,0 +1,1 @@
+"""The HTTP surfaces: one module per surface, each a FastAPI router."""

@@ -1,0 +1,161 @@
+"""The request body of ``POST /v1/chat/completions``, validated strictly.
+
+Fields the gateway knows are checked; fields it does not know are kept (``extra="allow"``)
+and forwarded to the upstream untouched, so new OpenAI/xAI parameters work before the
+gateway learns them. Validation reads the parsed JSON; the body forwarded is that same dict.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..errors import InvalidRequest
+
+_OPEN = ConfigDict(extra="allow")
+
+
+class ImageURL(BaseModel):
+    model_config = _OPEN
+    url: str = Field(min_length=1)
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ContentPart(BaseModel):
+    model_config = _OPEN
+    type: Literal["text", "image_url", "input_audio", "file"]
+    text: str | None = None
+    image_url: ImageURL | None = None
+
+    @model_validator(mode="after")
+    def _has_payload(self) -> ContentPart:
+        if self.type == "text" and self.text is None:
+            raise ValueError("a text part needs 'text'")
+        if self.type == "image_url" and self.image_url is None:
+            raise ValueError("an image_url part needs 'image_url'")
+        return self
+
+
+class FunctionCall(BaseModel):
+    model_config = _OPEN
+    name: str
+    arguments: str
+
+
+class ToolCall(BaseModel):
+    model_config = _OPEN
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class Message(BaseModel):
+    model_config = _OPEN
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+
+    @model_validator(mode="after")
+    def _role_rules(self) -> Message:
+        if self.role in ("system", "developer", "user") and self.content is None:
+            raise ValueError(f"a {self.role} message needs 'content'")
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a tool message needs 'tool_call_id'")
+        if self.role == "assistant" and self.content is None and not self.tool_calls:
+            raise ValueError("an assistant message needs 'content' or 'tool_calls'")
+        return self
+
+
+class FunctionDef(BaseModel):
+    model_config = _OPEN
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class Tool(BaseModel):
+    model_config = _OPEN
+    type: Literal["function"]
+    function: FunctionDef
+
+
+class NamedFunction(BaseModel):
+    name: str
+
+
+class NamedToolChoice(BaseModel):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class ResponseFormat(BaseModel):
+    model_config = _OPEN
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: dict[str, Any] | None = None
+
+
+class StreamOptions(BaseModel):
+    model_config = _OPEN
+    include_usage: bool | None = None
+
+
+class ChatCompletionRequest(BaseModel):
+    """``POST /v1/chat/completions``; unknown fields are forwarded upstream."""
+
+    model_config = _OPEN
+
+    model: str = Field(min_length=1, max_length=256)
+    messages: list[Message] = Field(min_length=1)
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
+    max_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    n: Annotated[int, Field(ge=1, le=1)] | None = None
+    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
+    seed: int | None = None
+    presence_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
+    frequency_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
+    logprobs: bool | None = None
+    top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
+    user: str | None = None
+    tools: list[Tool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+
+
+def _param(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("str", "list[ContentPart]", "function-after[_role_rules(), Message]"):
+            continue  # union branch names pydantic adds to locations
+        elif not part.startswith(("function-", "list[", "literal[", "constrained-")):
+            out += ("." if out else "") + part
+    return out
+
+
+def validate_chat(body: Any) -> ChatCompletionRequest:
+    """The validated request, or a 400 whose ``param`` names the first bad field."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
+    try:
+        return ChatCompletionRequest.model_validate(body, strict=True)
+    except ValidationError as exc:
+        # A union reports one error per branch; the deepest one is the specific complaint.
+        err = max(exc.errors(include_url=False), key=lambda e: len(e["loc"]))
+        param = _param(tuple(err["loc"]))
+        missing = err["type"] == "missing"
+        detail = "is required" if missing else f"is invalid: {err['msg']}"
+        raise InvalidRequest(
+            f"'{param or 'body'}' {detail}.",
+            param=param or None,
+            code="missing_field" if missing else "invalid_value",
+        ) from None

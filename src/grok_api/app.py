@@ -1,0 +1,138 @@
+"""``create_app(settings)``: the routes, the one error handler, and a lifespan that owns every client."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from . import __version__
+from .api import chat, health, models
+from .api.deps import Gateway
+from .auth import Authenticator
+from .config import Settings
+from .errors import GatewayError, InvalidRequest, for_status
+from .router import Router
+from .store import Database, KeyStore
+from .upstreams.xai import XAIUpstream
+
+log = logging.getLogger(__name__)
+
+LAST_USED_FLUSH_SECONDS = 10.0
+
+
+def error_response(err: GatewayError) -> Response:
+    return Response(
+        err.json_bytes(), status_code=err.status, headers=err.headers, media_type="application/json"
+    )
+
+
+async def _gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    if exc.status >= 500:
+        log.warning("request failed: %s", exc.message, extra={"status": exc.status, "path": request.url.path})
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    message = {404: f"Unknown route: {request.method} {request.url.path}", 405: "Method not allowed."}.get(
+        exc.status_code, str(exc.detail)
+    )
+    err = for_status(exc.status_code, message)
+    err.headers.update(exc.headers or {})
+    return error_response(err)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
+    return error_response(InvalidRequest(f"Invalid request: {first.get('msg', 'bad input')}", param=param))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unexpected error", exc_info=exc, extra={"path": request.url.path})
+    return error_response(GatewayError("The gateway failed to handle this request."))
+
+
+def build_router(
+    settings: Settings, *, xai_base_url: str | None = None, xai_api_key: str | None = None
+) -> Router:
+    router = Router(models_ttl=settings.models_cache_ttl)
+    key = xai_api_key or (settings.xai_api_key.get_secret_value() if settings.xai_api_key else None)
+    router.add(
+        XAIUpstream(
+            base_url=xai_base_url or settings.xai_base_url,
+            api_key=key,
+            proxy=settings.proxy,
+            connect_timeout=settings.upstream_connect_timeout,
+            read_timeout=settings.upstream_read_timeout,
+            max_connections=settings.upstream_max_connections,
+        ),
+        default=True,
+    )
+    return router
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    async with AsyncExitStack() as stack:
+        xai_base_url = None
+        xai_key = None
+        if settings.demo:
+            from .simulator import Simulator
+
+            sim = Simulator()
+            await sim.start()
+            stack.push_async_callback(sim.stop)
+            xai_base_url, xai_key = sim.base_url + "/v1", "demo"
+        db = await Database.open(settings.resolved_database_url())
+        stack.push_async_callback(db.close)
+        keys = KeyStore(db)
+        auth = Authenticator(keys, ttl=settings.key_cache_ttl)
+        stack.push_async_callback(auth.flush_last_used)
+        router = build_router(settings, xai_base_url=xai_base_url, xai_api_key=xai_key)
+        stack.push_async_callback(router.aclose)
+        app.state.gateway = Gateway(settings=settings, db=db, keys=keys, auth=auth, router=router)
+        flusher = asyncio.create_task(auth.run_flusher(LAST_USED_FLUSH_SECONDS))
+        stack.callback(flusher.cancel)
+        yield
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    app = FastAPI(
+        title="Grok-Api",
+        version=__version__,
+        description="An OpenAI-compatible API gateway for xAI's Grok.",
+        lifespan=_lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    handlers: dict[Any, Any] = {
+        GatewayError: _gateway_error,
+        StarletteHTTPException: _http_error,
+        RequestValidationError: _validation_error,
+        Exception: _unexpected,
+    }
+    for exc_class, handler in handlers.items():
+        app.add_exception_handler(exc_class, handler)
+    app.include_router(chat.router)
+    app.include_router(models.router)
+    app.include_router(health.router)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The factory ``uvicorn --factory`` calls in each worker process."""
+    return create_app(Settings())

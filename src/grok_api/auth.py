@@ -1,0 +1,114 @@
+"""Client authentication: ``Authorization: Bearer <key>`` or ``x-api-key: <key>`` → KeyRecord.
+
+Verified from a short-TTL in-process cache keyed by the key's hash: a warm key costs one
+SHA-256 and a dict lookup, no database round trip. Concurrent misses for one key share one
+query. ``last_used_at`` is collected in memory and written in one batch every few seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+
+from .errors import AuthenticationFailed, PermissionDenied
+from .store.keys import KeyRecord, KeyStore, hash_key
+
+log = logging.getLogger(__name__)
+
+_MISSING = (
+    "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' "
+    "(or 'x-api-key: <key>'); the operator issues keys with 'grok-api keys create'."
+)
+
+
+def key_from_headers(headers: Mapping[str, str]) -> str | None:
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, token = auth.strip().partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+        return None
+    key = headers.get("x-api-key")
+    return key.strip() if key and key.strip() else None
+
+
+class Authenticator:
+    def __init__(self, store: KeyStore, *, ttl: float, max_entries: int = 50_000) -> None:
+        self.store = store
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._cache: OrderedDict[str, tuple[float, KeyRecord | None]] = OrderedDict()
+        self._pending: dict[str, asyncio.Future[KeyRecord | None]] = {}
+        self._last_used: dict[str, int] = {}
+
+    async def authenticate(self, headers: Mapping[str, str]) -> KeyRecord:
+        key = key_from_headers(headers)
+        if key is None:
+            raise AuthenticationFailed(_MISSING)
+        record = await self._lookup(hash_key(key))
+        if record is None:
+            raise AuthenticationFailed("Incorrect API key provided.")
+        status = record.status()
+        if status != "active":
+            raise AuthenticationFailed(f"This API key has been {status}.", code=f"key_{status}")
+        self._last_used[record.id] = int(time.time())
+        return record
+
+    @staticmethod
+    def check_model(record: KeyRecord, model: str) -> None:
+        if not record.allows(model):
+            raise PermissionDenied(f"This API key is not allowed to use the model '{model}'.", param="model")
+
+    async def _lookup(self, digest: str) -> KeyRecord | None:
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        pending = self._pending.get(digest)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        fut: asyncio.Future[KeyRecord | None] = asyncio.get_running_loop().create_future()
+        self._pending[digest] = fut
+        try:
+            record = await self.store.by_hash(digest)
+            fut.set_result(record)
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()  # retrieved: the waiters (if any) re-raise it
+            raise
+        finally:
+            del self._pending[digest]
+        self._remember(digest, record, now)
+        return record
+
+    def _remember(self, digest: str, record: KeyRecord | None, now: float) -> None:
+        self._cache[digest] = (now + self.ttl, record)
+        self._cache.move_to_end(digest)
+        while len(self._cache) > self.max_entries:
+            self._cache.popitem(last=False)
+
+    def invalidate(self, key_id: str | None = None) -> None:
+        """Forgets cached records (of one key, or all) so the next request reads the store."""
+        if key_id is None:
+            self._cache.clear()
+            return
+        for digest, (_, rec) in list(self._cache.items()):
+            if rec is not None and rec.id == key_id:
+                del self._cache[digest]
+
+    async def flush_last_used(self) -> None:
+        batch, self._last_used = self._last_used, {}
+        try:
+            await self.store.touch(batch)
+        except Exception:  # the store being briefly away must not lose the batch
+            log.warning("could not record last-used times; will retry", exc_info=True)
+            for k, ts in batch.items():
+                self._last_used.setdefault(k, ts)
+
+    async def run_flusher(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self.flush_last_used()

@@ -1,0 +1,80 @@
+"""Settings: read once from the environment (and ``.env``), then passed down.
+
+There is no import-time instance: ``Settings()`` is built by the CLI or by ``create_app``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from platformdirs import user_data_dir
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path(user_data_dir("grok-api", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Every setting has an environment variable ``GROK_API_<NAME>`` (``XAI_API_KEY`` too)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GROK_API_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+
+    xai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("XAI_API_KEY", "GROK_API_XAI_API_KEY")
+    )
+    xai_base_url: str = "https://api.x.ai/v1"
+    web_base_url: str = "https://grok.com"
+    web_cookies: SecretStr | None = None
+    proxy: str | None = None
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: str | None = None
+    redis_url: str | None = None
+    admin_key: SecretStr | None = None
+
+    demo: bool = False
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    upstream_connect_timeout: float = Field(default=10.0, gt=0)
+    upstream_read_timeout: float = Field(default=600.0, gt=0)
+    upstream_max_connections: int = Field(default=512, ge=1)
+    key_cache_ttl: float = Field(default=5.0, ge=0)
+    models_cache_ttl: float = Field(default=300.0, ge=0)
+    log_level: str = "INFO"
+    log_format: str = Field(default="json", pattern="^(json|text)$")
+    access_log: bool = False
+
+    @field_validator("proxy", "redis_url", "database_url", mode="before")
+    @classmethod
+    def _blank_is_none(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_scheme(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://", "socks5://", "socks5h://")):
+            raise ValueError("GROK_API_PROXY must start with http://, https://, socks5:// or socks5h://")
+        return v
+
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy async URL: users write ``postgresql://`` or ``sqlite:///``."""
+        url = self.database_url or f"sqlite:///{self.data_dir / 'grok-api.db'}"
+        for plain, driver in (
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("postgres://", "postgresql+asyncpg://"),
+            ("sqlite://", "sqlite+aiosqlite://"),
+        ):
+            if url.startswith(plain):
+                return driver + url[len(plain) :]
+        return url

@@ -1,0 +1,73 @@
+"""Starts uvicorn with the gateway: one process, or ``--workers N`` processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import uvicorn
+from rich.console import Console
+
+from . import logs
+from .config import Settings
+from .store import Database, KeyStore
+
+DEMO_KEY_LIFETIME = 24 * 3600.0
+
+
+async def _demo_key(settings: Settings) -> str:
+    db = await Database.open(settings.resolved_database_url())
+    try:
+        _, key = await KeyStore(db).create("demo", expires_in=DEMO_KEY_LIFETIME)
+        return key
+    finally:
+        await db.close()
+
+
+def _banner(settings: Settings, console: Console, demo_key: str | None) -> None:
+    url = f"http://{settings.host}:{settings.port}/v1"
+    console.print(f"[bold]Grok-Api[/] on {url}  (workers: {settings.workers})")
+    if demo_key:
+        console.print(
+            "[yellow]DEMO MODE[/]: the upstream is the built-in simulator, not Grok. "
+            "Answers are canned; no credentials are used."
+        )
+        console.print(f"Demo key (valid 24h, shown once): [bold]{demo_key}[/]", highlight=False)
+        console.print(
+            f"Try:  curl {url}/chat/completions -H 'Authorization: Bearer {demo_key}' "
+            "-H 'Content-Type: application/json' "
+            '-d \'{"model":"grok-4","messages":[{"role":"user","content":"Hello"}]}\'',
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        console.print(f"Upstream: {settings.xai_base_url}")
+        if settings.xai_api_key is None:
+            console.print("[yellow]XAI_API_KEY is not set[/]: the xAI upstream will refuse requests.")
+
+
+def run_server(settings: Settings, console: Console) -> None:
+    logs.configure(settings.log_level, settings.log_format)
+    demo_key = asyncio.run(_demo_key(settings)) if settings.demo else None
+    _banner(settings, console, demo_key)
+    common: dict[str, object] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": settings.access_log,
+        "timeout_graceful_shutdown": 30,
+        "server_header": False,
+    }
+    if settings.workers > 1:
+        # Worker processes build their own Settings from the environment: hand the flags down.
+        os.environ.update(
+            GROK_API_HOST=settings.host,
+            GROK_API_PORT=str(settings.port),
+            GROK_API_DEMO="1" if settings.demo else "0",
+            GROK_API_DATA_DIR=str(settings.data_dir),
+        )
+        uvicorn.run("grok_api.app:create_app_from_env", factory=True, workers=settings.workers, **common)  # type: ignore[arg-type]
+        return
+    from .app import create_app
+
+    uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]

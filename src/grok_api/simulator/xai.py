@@ -1,0 +1,251 @@
+"""The simulator's side of xAI's API: ``/v1/models`` and ``/v1/chat/completions``."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from .script import (
+    Directives,
+    answer_words,
+    count_tokens,
+    last_user_text,
+    prompt_tokens,
+    reasoning_words,
+)
+
+if TYPE_CHECKING:
+    from . import Simulator
+
+MODELS = (
+    "grok-4",
+    "grok-4-fast-reasoning",
+    "grok-4-fast-non-reasoning",
+    "grok-3",
+    "grok-3-mini",
+    "grok-code-fast-1",
+)
+REASONING_MODELS = frozenset({"grok-4-fast-reasoning", "grok-3-mini"})
+
+_FAULT_BODIES: dict[str, tuple[int, str, str]] = {
+    "400": (400, "Client specified an invalid argument", "The simulator was asked to reject this request."),
+    "401": (401, "Unauthenticated", "No or an invalid authentication header was provided."),
+    "403": (403, "The caller does not have permission to execute the specified operation", "Forbidden."),
+    "429": (429, "Too many requests", "The simulator is rate limiting this request."),
+    "500": (500, "Internal error", "The simulator failed on purpose."),
+    "503": (503, "Service unavailable", "The simulator is unavailable on purpose."),
+}
+
+
+def xai_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status,
+        body=orjson.dumps({"code": code, "error": message}),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def routes(sim: Simulator) -> list[web.RouteDef]:
+    async def models(request: web.Request) -> web.Response:
+        created = 1_700_000_000
+        data = [{"id": m, "object": "model", "created": created, "owned_by": "xai"} for m in MODELS]
+        return web.json_response({"object": "list", "data": data}, dumps=_dumps)
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        sim.count("xai_requests")
+        refused = _check_key(sim, request)
+        if refused is not None:
+            return refused
+        try:
+            body = orjson.loads(await request.read())
+            messages = body["messages"]
+            model = body["model"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return xai_error(400, "Client specified an invalid argument", "Malformed request body.")
+        sim.record("xai", request.path, body)
+        if model not in MODELS:
+            return xai_error(
+                404,
+                "Some requested entity was not found",
+                f"The model {model} does not exist or your team does not have access to it.",
+            )
+        d = Directives.parse(last_user_text(messages), request.headers.get("X-Sim"))
+        if d.fault in _FAULT_BODIES:
+            status, code, message = _FAULT_BODIES[d.fault]
+            headers = {"Retry-After": str(d.retry_after)} if status == 429 else None
+            return xai_error(status, code, message, headers)
+        if d.fault == "hang":
+            await sim.hang()
+        plan = _Plan(sim, body, d)
+        if not body.get("stream"):
+            await asyncio.sleep(plan.latency)
+            return web.json_response(plan.completion(), dumps=_dumps)
+        return await _stream(sim, request, plan)
+
+    return [web.get("/v1/models", models), web.post("/v1/chat/completions", chat)]
+
+
+def _dumps(obj: Any) -> str:
+    return orjson.dumps(obj).decode()
+
+
+def _check_key(sim: Simulator, request: web.Request) -> web.Response | None:
+    if sim.config.xai_api_key is None:
+        return None
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if secrets.compare_digest(given.encode(), sim.config.xai_api_key.encode()):
+        return None
+    masked = f"{given[:2]}***{given[-2:]}" if len(given) > 4 else "***"
+    return xai_error(
+        400,
+        "Client specified an invalid argument",
+        f"Incorrect API key provided: {masked}. You can obtain an API key from https://console.x.ai.",
+    )
+
+
+class _Plan:
+    """One deterministic answer: its tokens, reasoning, tool call and usage."""
+
+    def __init__(self, sim: Simulator, body: dict[str, Any], d: Directives) -> None:
+        self.model: str = body["model"]
+        messages = body["messages"]
+        prompt = last_user_text(messages)
+        turn = sum(1 for m in messages if m.get("role") == "user")
+        self.d = d
+        self.id = "sim-" + secrets.token_hex(8)
+        self.created = int(time.time())
+        self.latency = d.latency if d.latency is not None else sim.config.first_token_latency
+        self.rate = d.rate if d.rate is not None else sim.config.token_rate
+        think = d.think if d.think is not None else self.model in REASONING_MODELS
+        self.reasoning = reasoning_words(prompt) if think else []
+        self.tool = _tool_call(body, prompt) if d.tool else None
+        self.words = [] if self.tool else answer_words(prompt, turn, d.tokens)
+        self.prompt_tokens = prompt_tokens(messages)
+        history = messages[:-1]
+        self.cached_tokens = prompt_tokens(history) if len(messages) > 1 else 0
+        self.include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+    @property
+    def finish_reason(self) -> str:
+        return "tool_calls" if self.tool else "stop"
+
+    def usage(self) -> dict[str, Any]:
+        completion = len(self.words) + (count_tokens(self.tool["function"]["arguments"]) if self.tool else 0)
+        reasoning = len(self.reasoning)
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": self.prompt_tokens + completion + reasoning,
+            "prompt_tokens_details": {"text_tokens": self.prompt_tokens, "cached_tokens": self.cached_tokens},
+            "completion_tokens_details": {"reasoning_tokens": reasoning},
+        }
+
+    def completion(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(self.words), "refusal": None}
+        if self.reasoning:
+            message["reasoning_content"] = "".join(self.reasoning)
+        if self.tool:
+            message["tool_calls"] = [self.tool]
+        return {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "message": message, "finish_reason": self.finish_reason}],
+            "usage": self.usage(),
+            "system_fingerprint": "fp_sim",
+        }
+
+    def chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        obj = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            "system_fingerprint": "fp_sim",
+        }
+        return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+    def frames(self) -> list[bytes]:
+        """Every frame of the stream but the trailing usage chunk and ``[DONE]``."""
+        deltas: list[dict[str, Any]] = [{"reasoning_content": w} for w in self.reasoning]
+        deltas += [{"content": w} for w in self.words]
+        if self.tool:
+            deltas.append({"tool_calls": [{"index": 0, **self.tool}]})
+        if not deltas:
+            deltas.append({"content": ""})
+        deltas[0] = {"role": "assistant", **deltas[0]}
+        frames = [self.chunk(delta) for delta in deltas]
+        frames.append(self.chunk({}, self.finish_reason))
+        return frames
+
+    def tail(self) -> bytes:
+        out = b""
+        if self.include_usage:
+            obj = {
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model,
+                "choices": [],
+                "usage": self.usage(),
+                "system_fingerprint": "fp_sim",
+            }
+            out = b"data: " + orjson.dumps(obj) + b"\n\n"
+        return out + b"data: [DONE]\n\n"
+
+
+def _tool_call(body: dict[str, Any], prompt: str) -> dict[str, Any] | None:
+    tools = body.get("tools") or []
+    if not tools:
+        return None
+    name = (tools[0].get("function") or {}).get("name", "tool")
+    return {
+        "id": "call_" + secrets.token_hex(6),
+        "type": "function",
+        "function": {"name": name, "arguments": orjson.dumps({"input": prompt}).decode()},
+    }
+
+
+async def _paced(frames: list[bytes], rate: float) -> AsyncIterator[bytes]:
+    if rate <= 0:
+        yield b"".join(frames)
+        return
+    for frame in frames:
+        yield frame
+        await asyncio.sleep(1.0 / rate)
+
+
+async def _stream(sim: Simulator, request: web.Request, plan: _Plan) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await resp.prepare(request)
+    frames = plan.frames()
+    fault = plan.d.fault
+    if fault in ("cut", "stall", "malformed"):
+        frames = frames[: plan.d.after]
+    try:
+        await asyncio.sleep(plan.latency)
+        async for data in _paced(frames, plan.rate):
+            await resp.write(data)
+        if fault == "malformed":
+            await resp.write(b"data: {this is not json\n\n")
+        elif fault == "stall":
+            await sim.hang()
+        elif fault == "cut":
+            if request.transport is not None:
+                request.transport.close()
+            return resp
+        await resp.write(plan.tail())
+        await resp.write_eof()
+    except (asyncio.CancelledError, ConnectionResetError):
+        sim.count("cancelled")
+        raise
+    return resp

@@ -1,0 +1,6 @@
+"""Persistence: SQLAlchemy Core (async) on SQLite or PostgreSQL, migrated by Alembic."""
+
+from .db import Database
+from .keys import KeyRecord, KeyStore
+
+__all__ = ["Database", "KeyRecord", "KeyStore"]

@@ -1,0 +1,83 @@
+"""The database: an async engine for SQLite (file, owner-only) or PostgreSQL, migrated on open."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+_PG_MIGRATION_LOCK = 0x6772_6F6B  # pg_advisory_lock id, so that workers migrate one at a time
+
+
+class Database:
+    """Owns the engine. ``await Database.open(url)`` creates, secures and migrates the store."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @classmethod
+    async def open(cls, url: str, *, pool_size: int = 10) -> Database:
+        engine = create_async_engine(url, **_engine_options(url, pool_size))
+        db = cls(engine)
+        if db.is_sqlite:
+            _secure_sqlite_file(engine.url.database)
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        await db.migrate()
+        return db
+
+    async def migrate(self) -> None:
+        async with self.engine.begin() as conn:
+            if not self.is_sqlite:
+                await conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})"))
+            await conn.run_sync(_upgrade)
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _engine_options(url: str, pool_size: int) -> dict[str, object]:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True, "pool_recycle": 1800}
+
+
+def _secure_sqlite_file(database: str | None) -> None:
+    """Creates the SQLite file (and its folder) readable by the owner only."""
+    if not database or database == ":memory:":
+        return
+    path = Path(database)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """WAL lets the CLI write keys while a gateway reads them."""
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _upgrade(conn: Connection) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, "head")

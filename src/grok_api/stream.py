@@ -1,0 +1,196 @@
+"""Events → OpenAI chat completion chunks (SSE) or one aggregated completion.
+
+This is the only module that knows the OpenAI chunk shapes and the SSE framing. The chunk
+envelope (id, created, model) is fixed for a stream, so its bytes are built once and each
+delta costs one ``orjson.dumps`` of the delta alone.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from .errors import GatewayError
+from .upstreams.base import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+
+DONE = b"data: [DONE]\n\n"
+_CHOICE_TAIL = b',"logprobs":null,"finish_reason":null}]}\n\n'
+
+
+def completion_id() -> str:
+    return "chatcmpl-" + secrets.token_hex(12)
+
+
+def usage_object(usage: Usage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+    }
+
+
+def sse_error(error: GatewayError) -> bytes:
+    """An in-band error for a stream that had already begun, then the end marker."""
+    return b"data: " + error.json_bytes() + b"\n\n" + DONE
+
+
+class Tally:
+    """What an answer amounted to: its usage, its finish and how much text was delivered."""
+
+    __slots__ = ("delivered_chars", "events", "finish_reason", "usage")
+
+    def __init__(self) -> None:
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self.delivered_chars = 0
+        self.events = 0
+
+
+class ChunkEncoder:
+    """Encodes the Events of one answer as SSE ``data:`` frames, exactly as OpenAI frames them."""
+
+    def __init__(self, model: str, *, include_usage: bool, cid: str | None = None) -> None:
+        self.id = cid or completion_id()
+        self.created = int(time.time())
+        self.include_usage = include_usage
+        self.tally = Tally()
+        self._head = (
+            b'data: {"id":"'
+            + self.id.encode()
+            + b'","object":"chat.completion.chunk","created":'
+            + str(self.created).encode()
+            + b',"model":'
+            + orjson.dumps(model)
+        )
+        self._delta_head = self._head + b',"choices":[{"index":0,"delta":'
+        self._started = False
+        self._tool_ids: set[int] = set()
+
+    def _chunk(self, delta: bytes) -> bytes:
+        return self._delta_head + delta + _CHOICE_TAIL
+
+    def encode(self, events: Iterable[Event]) -> bytes:
+        """The frames for one batch of Events (may be empty bytes)."""
+        out: list[bytes] = []
+        if not self._started:
+            self._started = True
+            out.append(self._chunk(b'{"role":"assistant","content":""}'))
+        tally = self.tally
+        for ev in events:
+            tally.events += 1
+            if type(ev) is TextDelta:
+                tally.delivered_chars += len(ev.text)
+                out.append(self._chunk(b'{"content":' + orjson.dumps(ev.text) + b"}"))
+            elif type(ev) is ReasoningDelta:
+                tally.delivered_chars += len(ev.text)
+                out.append(self._chunk(b'{"reasoning_content":' + orjson.dumps(ev.text) + b"}"))
+            elif type(ev) is ToolCallDelta:
+                tally.delivered_chars += len(ev.arguments)
+                out.append(self._chunk(orjson.dumps({"tool_calls": [self._tool_call(ev)]})))
+            elif type(ev) is Usage:
+                tally.usage = ev
+            elif type(ev) is Finish:
+                tally.finish_reason = ev.reason
+                out.append(
+                    self._delta_head
+                    + b'{},"logprobs":null,"finish_reason":'
+                    + orjson.dumps(ev.reason)
+                    + b"}]}\n\n"
+                )
+        return b"".join(out)
+
+    def _tool_call(self, ev: ToolCallDelta) -> dict[str, Any]:
+        if ev.index in self._tool_ids:
+            return {"index": ev.index, "function": {"arguments": ev.arguments}}
+        self._tool_ids.add(ev.index)
+        return {
+            "index": ev.index,
+            "id": ev.id,
+            "type": "function",
+            "function": {"name": ev.name, "arguments": ev.arguments},
+        }
+
+    def close(self) -> bytes:
+        """The frames that end a completed stream: the usage chunk if asked for, then [DONE]."""
+        out = b""
+        if self.include_usage and self.tally.usage is not None:
+            out = (
+                self._head
+                + b',"choices":[],"usage":'
+                + orjson.dumps(usage_object(self.tally.usage))
+                + b"}\n\n"
+            )
+        return out + DONE
+
+
+class Aggregator:
+    """Collects the Events of one answer into a single ``chat.completion`` object."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.tally = Tally()
+        self._text: list[str] = []
+        self._reasoning: list[str] = []
+        self._tools: dict[int, dict[str, Any]] = {}
+
+    def add(self, events: Iterable[Event]) -> None:
+        tally = self.tally
+        for ev in events:
+            tally.events += 1
+            if type(ev) is TextDelta:
+                tally.delivered_chars += len(ev.text)
+                self._text.append(ev.text)
+            elif type(ev) is ReasoningDelta:
+                tally.delivered_chars += len(ev.text)
+                self._reasoning.append(ev.text)
+            elif type(ev) is ToolCallDelta:
+                self._add_tool(ev)
+            elif type(ev) is Usage:
+                tally.usage = ev
+            elif type(ev) is Finish:
+                tally.finish_reason = ev.reason
+
+    def _add_tool(self, ev: ToolCallDelta) -> None:
+        call = self._tools.setdefault(
+            ev.index, {"id": ev.id, "type": "function", "function": {"name": ev.name, "arguments": ""}}
+        )
+        if ev.id:
+            call["id"] = ev.id
+        if ev.name:
+            call["function"]["name"] = ev.name
+        call["function"]["arguments"] += ev.arguments
+        self.tally.delivered_chars += len(ev.arguments)
+
+    def result(self) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": "".join(self._text) if (self._text or not self._tools) else None,
+            "refusal": None,
+        }
+        if self._reasoning:
+            message["reasoning_content"] = "".join(self._reasoning)
+        if self._tools:
+            message["tool_calls"] = [self._tools[i] for i in sorted(self._tools)]
+        body: dict[str, Any] = {
+            "id": completion_id(),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": self.tally.finish_reason or "stop",
+                }
+            ],
+        }
+        if self.tally.usage is not None:
+            body["usage"] = usage_object(self.tally.usage)
+        return body

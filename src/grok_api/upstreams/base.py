@@ -1,0 +1,111 @@
+"""The upstream contract and the normalized Events every upstream speaks.
+
+An upstream is one object with two async methods:
+
+``stream(request)``
+    Sends one chat request and yields the answer as **batches** of Events: each batch is the
+    list of Events decoded from what one network read delivered (a batch is never empty).
+    Batching lets the encoders write one frame per read instead of one per token; that is
+    what keeps long streams cheap. The Events of one answer come in this order:
+    ``TextDelta`` / ``ReasoningDelta`` / ``ToolCallDelta`` in any interleaving, then exactly
+    one ``Finish``; a ``Usage`` may come anywhere, and the last one wins.
+
+    Failures are raised, never yielded: a :class:`~grok_api.errors.GatewayError` subclass
+    (``UpstreamError`` 502, ``UpstreamUnavailable`` 503, ``UpstreamTimeout`` 504,
+    ``InvalidRequest`` 400, ``ModelNotFound`` 404, ``RateLimited`` 429). Raised before the
+    first batch, the caller may retry elsewhere or answer with that status; raised after it,
+    the stream is cut and the client is told in-band. An upstream must not raise anything
+    else: foreign exceptions are converted where they happen.
+
+    Cancelling the iteration (the client went away) must release the upstream connection.
+
+``models()``
+    The model ids the upstream serves now, as ``ModelInfo``.
+
+``aclose()``
+    Releases pooled connections; called once when the app stops.
+
+Built-in upstreams register the same way an outside one would: ``router.Router.add``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(slots=True, frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(slots=True, frozen=True)
+class ReasoningDelta:
+    text: str
+
+
+@dataclass(slots=True, frozen=True)
+class ToolCallDelta:
+    """A piece of one tool call; ``id``/``name`` come with the first piece of each index."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(slots=True, frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(slots=True, frozen=True)
+class Finish:
+    reason: str = "stop"
+
+
+Event = TextDelta | ReasoningDelta | ToolCallDelta | Usage | Finish
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    """What the gateway asks an upstream for.
+
+    ``body`` is the client's JSON object as parsed (validated, not copied): upstreams that
+    speak the OpenAI wire format forward it with ``model`` replaced by ``upstream_model``.
+    """
+
+    model: str
+    upstream_model: str
+    messages: list[dict[str, Any]]
+    stream: bool
+    body: dict[str, Any]
+    key_id: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class ModelInfo:
+    id: str
+    owned_by: str
+    created: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Upstream(Protocol):
+    name: str
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[Sequence[Event]]: ...
+
+    async def models(self) -> list[ModelInfo]: ...
+
+    async def aclose(self) -> None: ...

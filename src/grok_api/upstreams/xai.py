@@ -1,0 +1,293 @@
+"""The official xAI API: OpenAI's wire format at ``GROK_API_XAI_BASE_URL``.
+
+xAI's error bodies are ``{"code": "<grpc status text>", "error": "<message>"}``; they are
+mapped here to the gateway's errors. A refused ``XAI_API_KEY`` (xAI answers 400 "Incorrect
+API key provided", or 401/403) is the operator's problem, not the client's: it becomes a 502
+that says so and never repeats the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import aiohttp
+import orjson
+
+from ..errors import (
+    GatewayError,
+    InvalidRequest,
+    ModelNotFound,
+    RateLimited,
+    UpstreamError,
+    UpstreamUnavailable,
+)
+from .base import ChatRequest, Event, Finish, ModelInfo, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from .http import converted, make_session
+
+_ERROR_BODY_LIMIT = 64 * 1024
+
+
+class XAIUpstream:
+    """An :class:`~grok_api.upstreams.base.Upstream` for xAI's OpenAI-compatible API."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str | None,
+        proxy: str | None = None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 600.0,
+        max_connections: int = 512,
+        name: str = "xai",
+    ) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._session, self._proxy = make_session(
+            proxy=proxy,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_connections=max_connections,
+        )
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+    async def models(self) -> list[ModelInfo]:
+        async with (
+            converted(self.name),
+            self._session.get(self.base_url + "/models", headers=self._headers, proxy=self._proxy) as resp,
+        ):
+            if resp.status >= 400:
+                raise await _error_from(resp, self.name)
+            data = orjson.loads(await resp.read())
+        return [
+            ModelInfo(id=m["id"], owned_by=self.name, created=int(m.get("created") or 0))
+            for m in data.get("data", [])
+            if isinstance(m, dict) and isinstance(m.get("id"), str)
+        ]
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Sequence[Event]]:
+        body = dict(request.body)
+        body["model"] = request.upstream_model
+        if request.stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        else:
+            body.pop("stream_options", None)
+        async with (
+            converted(self.name),
+            self._session.post(
+                self.base_url + "/chat/completions",
+                data=orjson.dumps(body),
+                headers=self._headers,
+                proxy=self._proxy,
+            ) as resp,
+        ):
+            if resp.status >= 400:
+                raise await _error_from(resp, self.name)
+            if not request.stream:
+                yield events_from_completion(_loads(await resp.read(), self.name))
+                return
+            async for batch in _sse_events(resp, self.name):
+                yield batch
+
+
+def _loads(raw: bytes, upstream: str) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamError(f"{upstream} sent a malformed response: {raw[:80]!r}") from exc
+
+
+async def _sse_events(resp: aiohttp.ClientResponse, upstream: str) -> AsyncIterator[list[Event]]:
+    """Decodes an OpenAI-format SSE body, one batch of Events per network read."""
+    decoder = ChunkDecoder(upstream)
+    buf = b""
+    async for data in resp.content.iter_any():
+        buf += data
+        if b"\n" not in data:
+            continue
+        lines = buf.split(b"\n")
+        buf = lines.pop()
+        events = decoder.feed(lines)
+        if events:
+            yield events
+        if decoder.error is not None:
+            raise decoder.error
+        if decoder.done:
+            return
+    if buf:
+        events = decoder.feed([buf])
+        if events:
+            yield events
+    if decoder.error is not None:
+        raise decoder.error
+    if not decoder.done:
+        raise UpstreamError(f"{upstream} ended the stream before it was complete")
+
+
+class ChunkDecoder:
+    """Turns ``data:`` lines of OpenAI chat chunks into Events."""
+
+    __slots__ = ("done", "error", "finished", "upstream")
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.done = False
+        self.finished = False
+        self.error: GatewayError | None = None
+
+    def feed(self, lines: list[bytes]) -> list[Event]:
+        """The Events of complete lines; a bad line sets ``error`` after the Events before it."""
+        out: list[Event] = []
+        try:
+            self._feed(lines, out)
+        except GatewayError as exc:
+            self.error = exc
+        return out
+
+    def _feed(self, lines: list[bytes], out: list[Event]) -> None:
+        for line in lines:
+            if not line.startswith(b"data:"):
+                continue  # blank separators, comments, event:/id: fields
+            payload = line[5:].strip()
+            if payload == b"[DONE]":
+                self.done = True
+                if not self.finished:
+                    self.finished = True
+                    out.append(Finish("stop"))
+                return
+            chunk = _loads(payload, self.upstream)
+            if isinstance(chunk, dict) and "error" in chunk:
+                raise _error_from_body(502, chunk, self.upstream)
+            self._chunk(chunk, out)
+
+    def _chunk(self, chunk: Any, out: list[Event]) -> None:
+        usage = chunk.get("usage")
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            reasoning = delta.get("reasoning_content")
+            if reasoning:
+                out.append(ReasoningDelta(reasoning))
+            content = delta.get("content")
+            if content:
+                out.append(TextDelta(content))
+            for call in delta.get("tool_calls") or ():
+                out.append(_tool_delta(call))
+            reason = choice.get("finish_reason")
+            if reason and not self.finished:
+                self.finished = True
+                out.append(Finish(reason))
+        if usage:
+            out.append(usage_from(usage))
+
+
+def _tool_delta(call: dict[str, Any]) -> ToolCallDelta:
+    fn = call.get("function") or {}
+    return ToolCallDelta(
+        index=int(call.get("index") or 0),
+        id=call.get("id"),
+        name=fn.get("name"),
+        arguments=fn.get("arguments") or "",
+    )
+
+
+def usage_from(u: dict[str, Any]) -> Usage:
+    """Usage with OpenAI's meaning: ``completion_tokens`` includes the reasoning tokens.
+
+    xAI counts reasoning outside ``completion_tokens`` (its ``total_tokens`` adds all three);
+    when the total says so, reasoning is folded in, so that prompt + completion = total.
+    """
+    completion_details = u.get("completion_tokens_details") or {}
+    prompt_details = u.get("prompt_tokens_details") or {}
+    prompt = int(u.get("prompt_tokens") or 0)
+    completion = int(u.get("completion_tokens") or 0)
+    reasoning = int(completion_details.get("reasoning_tokens") or 0)
+    if reasoning and int(u.get("total_tokens") or 0) == prompt + completion + reasoning:
+        completion += reasoning
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        reasoning_tokens=reasoning,
+        cached_tokens=int(prompt_details.get("cached_tokens") or 0),
+    )
+
+
+def events_from_completion(data: Any) -> list[Event]:
+    """The Events of a non-streamed ``chat.completion``."""
+    if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+        raise UpstreamError("xAI sent a response without choices")
+    out: list[Event] = []
+    reason = "stop"
+    for choice in data["choices"][:1]:
+        message = choice.get("message") or {}
+        if message.get("reasoning_content"):
+            out.append(ReasoningDelta(message["reasoning_content"]))
+        if message.get("content"):
+            out.append(TextDelta(message["content"]))
+        for i, call in enumerate(message.get("tool_calls") or ()):
+            out.append(_tool_delta({"index": i, **call}))
+        reason = choice.get("finish_reason") or reason
+    if data.get("usage"):
+        out.append(usage_from(data["usage"]))
+    out.append(Finish(reason))
+    return out
+
+
+async def _error_from(resp: aiohttp.ClientResponse, upstream: str) -> GatewayError:
+    raw = await resp.content.read(_ERROR_BODY_LIMIT)
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = {"error": raw.decode("utf-8", "replace").strip()[:500] or resp.reason}
+    err = _error_from_body(resp.status, body, upstream)
+    if isinstance(err, RateLimited) and err.retry_after is None:
+        err = RateLimited(err.message, retry_after=_retry_after(resp.headers.get("Retry-After")))
+    return err
+
+
+def _retry_after(value: str | None, default: float = 1.0) -> float:
+    """Seconds from a ``Retry-After`` header; HTTP dates and junk fall back to ``default``."""
+    try:
+        return max(0.0, float(value)) if value else default
+    except ValueError:
+        return default
+
+
+def _error_message(body: Any) -> str:
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict):
+            return str(err.get("message") or err)
+        if err:
+            return str(err)
+        if body.get("message"):
+            return str(body["message"])
+    return str(body)[:500]
+
+
+def _error_from_body(status: int, body: Any, upstream: str) -> GatewayError:
+    message = _error_message(body)
+    lowered = message.lower()
+    if status in (401, 403) or (status == 400 and "api key" in lowered):
+        return UpstreamError(
+            f"{upstream} refused the gateway's upstream credentials (XAI_API_KEY); "
+            "the operator must set a valid key",
+            code="upstream_auth_failed",
+        )
+    if status == 404:
+        return ModelNotFound(message)
+    if status == 429:
+        return RateLimited(f"{upstream} is rate limiting requests: {message}")
+    if status == 413:
+        return InvalidRequest(message, code="request_too_large")
+    if 400 <= status < 500:
+        return InvalidRequest(message)
+    if status == 503:
+        return UpstreamUnavailable(f"{upstream} is unavailable ({status}): {message}")
+    return UpstreamError(f"{upstream} failed ({status}): {message}")
