@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -63,8 +64,11 @@ def _secure_sqlite_file(database: str | None) -> None:
         return
     path = Path(database)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-    os.close(fd)
+    # Never open (and close) an existing database file here: closing any descriptor of it
+    # drops every POSIX lock this process holds on it, and SQLite's locking breaks.
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
     os.chmod(path, 0o600)
 
 

@@ -1,0 +1,102 @@
+"""The key lifecycle through the real CLI, acting on the store a running gateway uses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import openai
+import pytest
+from typer.testing import CliRunner
+
+from grok_api.cli import app, parse_duration
+
+from .conftest import Env
+
+
+def cli(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "GROK_API_DATA_DIR": str(env.settings.data_dir)}
+    environ.pop("GROK_API_DATABASE_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "grok_api", *args],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_key_lifecycle_through_the_cli(env: Env) -> None:
+    created = cli(
+        env,
+        "keys",
+        "create",
+        "--name",
+        "ci-bot",
+        "--expires-in",
+        "30d",
+        "--models",
+        "grok-4,grok-3",
+        "--json",
+    )
+    assert created.returncode == 0, created.stderr
+    info = json.loads(created.stdout)
+    assert {"id", "key", "name"} <= set(info) and info["name"] == "ci-bot"
+    assert info["models"] == ["grok-3", "grok-4"]
+    assert info["expires_at"] - time.time() == pytest.approx(30 * 86400, abs=120)
+
+    client = env.client(info["key"])
+    r = client.chat.completions.create(model="grok-4", messages=[{"role": "user", "content": "from cli"}])
+    assert r.choices[0].message.content == "[turn 1] You said: from cli"
+    with pytest.raises(openai.PermissionDeniedError):
+        client.chat.completions.create(model="grok-3-mini", messages=[{"role": "user", "content": "x"}])
+
+    listed = cli(env, "keys", "list", "--json")
+    assert listed.returncode == 0
+    rows = {row["id"]: row for row in json.loads(listed.stdout)}
+    assert rows[info["id"]]["status"] == "active"
+    assert info["key"] not in listed.stdout  # never the key itself
+
+    revoked = cli(env, "keys", "revoke", info["id"])
+    assert revoked.returncode == 0 and "Revoked" in revoked.stdout
+    time.sleep(env.settings.key_cache_ttl + 0.1)
+    with pytest.raises(openai.AuthenticationError):
+        client.chat.completions.create(model="grok-4", messages=[{"role": "user", "content": "x"}])
+    rows = {row["id"]: row for row in json.loads(cli(env, "keys", "list", "--json").stdout)}
+    assert rows[info["id"]]["status"] == "revoked"
+
+
+def test_human_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GROK_API_DATA_DIR", str(tmp_path))
+    runner = CliRunner()
+    created = runner.invoke(app, ["keys", "create", "--name", "laptop"])
+    assert created.exit_code == 0, created.output
+    assert "shown only this once" in created.output and "gk-" in created.output
+    listed = runner.invoke(app, ["keys", "list"])
+    assert "laptop" in listed.output and "active" in listed.output
+
+
+def test_revoking_an_unknown_key_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GROK_API_DATA_DIR", str(tmp_path))
+    result = CliRunner().invoke(app, ["keys", "revoke", "key_nope"])
+    assert result.exit_code == 1
+    assert "No key with id key_nope" in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("15m", 900), ("12h", 43200), ("30d", 2592000), ("2w", 1209600)]
+)
+def test_durations(text: str, seconds: int) -> None:
+    assert parse_duration(text) == seconds
+
+
+def test_bad_duration_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GROK_API_DATA_DIR", str(tmp_path))
+    result = CliRunner().invoke(app, ["keys", "create", "--name", "x", "--expires-in", "soon"])
+    assert result.exit_code == 2
+    assert "not a duration" in result.output
