@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from . import __version__
 from .api import chat, health, models
@@ -108,9 +109,19 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+class GatewayApp(FastAPI):
+    """FastAPI, with ``POST /v1/chat/completions`` served before FastAPI's routing (the hot path)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == chat.PATH and scope["method"] == "POST":
+            await chat.chat_endpoint(self.state.gateway, scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> GatewayApp:
     settings = settings or Settings()
-    app = FastAPI(
+    app = GatewayApp(
         title="Grok-Api",
         version=__version__,
         description="An OpenAI-compatible API gateway for xAI's Grok.",

@@ -19,6 +19,8 @@ from .upstreams.base import Event, Finish, ReasoningDelta, TextDelta, ToolCallDe
 
 DONE = b"data: [DONE]\n\n"
 _CHOICE_TAIL = b',"logprobs":null,"finish_reason":null}]}\n\n'
+_TEXT_KEY = b'{"content":'
+_REASONING_KEY = b'{"reasoning_content":'
 
 
 def completion_id() -> str:
@@ -76,26 +78,38 @@ class ChunkEncoder:
         return self._delta_head + delta + _CHOICE_TAIL
 
     def encode(self, events: Iterable[Event]) -> bytes:
-        """The frames for one batch of Events (may be empty bytes)."""
+        """The frames for one batch of Events (may be empty bytes).
+
+        Consecutive text (or reasoning) deltas of one batch arrived in one network read, so
+        they are sent as one chunk: the client sees the same text at the same moment, and a
+        burst of tokens costs one frame instead of hundreds.
+        """
         out: list[bytes] = []
         if not self._started:
             self._started = True
             out.append(self._chunk(b'{"role":"assistant","content":""}'))
         tally = self.tally
+        run: list[str] = []
+        run_key = b""
         for ev in events:
             tally.events += 1
-            if type(ev) is TextDelta:
-                tally.delivered_chars += len(ev.text)
-                out.append(self._chunk(b'{"content":' + orjson.dumps(ev.text) + b"}"))
-            elif type(ev) is ReasoningDelta:
-                tally.delivered_chars += len(ev.text)
-                out.append(self._chunk(b'{"reasoning_content":' + orjson.dumps(ev.text) + b"}"))
-            elif type(ev) is ToolCallDelta:
+            if isinstance(ev, TextDelta | ReasoningDelta):
+                key = _TEXT_KEY if isinstance(ev, TextDelta) else _REASONING_KEY
+                if key is not run_key and run:
+                    out.append(self._text_chunk(run_key, run))
+                    run = []
+                run_key = key
+                run.append(ev.text)
+                continue
+            if run:
+                out.append(self._text_chunk(run_key, run))
+                run = []
+            if isinstance(ev, ToolCallDelta):
                 tally.delivered_chars += len(ev.arguments)
                 out.append(self._chunk(orjson.dumps({"tool_calls": [self._tool_call(ev)]})))
-            elif type(ev) is Usage:
+            elif isinstance(ev, Usage):
                 tally.usage = ev
-            elif type(ev) is Finish:
+            elif isinstance(ev, Finish):
                 tally.finish_reason = ev.reason
                 out.append(
                     self._delta_head
@@ -103,7 +117,14 @@ class ChunkEncoder:
                     + orjson.dumps(ev.reason)
                     + b"}]}\n\n"
                 )
+        if run:
+            out.append(self._text_chunk(run_key, run))
         return b"".join(out)
+
+    def _text_chunk(self, key: bytes, run: list[str]) -> bytes:
+        text = run[0] if len(run) == 1 else "".join(run)
+        self.tally.delivered_chars += len(text)
+        return self._delta_head + key + orjson.dumps(text) + b"}" + _CHOICE_TAIL
 
     def _tool_call(self, ev: ToolCallDelta) -> dict[str, Any]:
         if ev.index in self._tool_ids:

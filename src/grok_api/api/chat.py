@@ -1,25 +1,33 @@
-"""``POST /v1/chat/completions``: authenticate, validate, route, then encode the Events."""
+"""``POST /v1/chat/completions``: authenticate, validate, route, then encode the Events.
+
+This is the hot path, so it is a plain ASGI endpoint (:func:`chat_endpoint`): ``GatewayApp``
+calls it directly, before FastAPI's routing and dependency machinery, which cost more than
+the whole request otherwise does. The FastAPI route below exists for the OpenAPI schema and
+delegates to the same endpoint, so there is one implementation.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
 from starlette.types import Message, Receive, Scope, Send
 
-from ..errors import GatewayError, UpstreamError
+from ..errors import GatewayError, InvalidRequest, PayloadTooLarge, UpstreamError
 from ..stream import Aggregator, ChunkEncoder, sse_error
 from ..upstreams.base import ChatRequest, Event
-from .deps import gateway, read_json
+from .deps import Gateway
 from .schemas import ChatCompletionRequest, validate_chat
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
+PATH = "/v1/chat/completions"
+_JSON_HEADERS = [(b"content-type", b"application/json")]
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -27,20 +35,31 @@ _SSE_HEADERS = [
 ]
 
 
-@router.post(
-    "/v1/chat/completions",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": ChatCompletionRequest.model_json_schema()}},
-        }
-    },
-    summary="Create a chat completion (streamed as SSE when stream=true)",
-)
-async def chat_completions(request: Request) -> Response:
-    gw = gateway(request)
-    key = await gw.auth.authenticate(request.headers)
-    body = await read_json(request, gw.settings.max_body_bytes)
+class ClientGone(Exception):
+    """The client disconnected before its request was read."""
+
+
+async def chat_endpoint(gw: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    """Serves one chat completion request; every failure is answered OpenAI-shaped."""
+    try:
+        respond = await _handle(gw, scope, receive)
+    except GatewayError as exc:
+        if exc.status >= 500:
+            log.warning("chat request failed: %s", exc.message, extra={"status": exc.status})
+        respond = JSONResponse(exc.status, exc.json_bytes(), exc.headers)
+    except ClientGone:
+        return
+    except Exception:
+        log.exception("unexpected error in chat completions")
+        err = GatewayError("The gateway failed to handle this request.")
+        respond = JSONResponse(err.status, err.json_bytes())
+    await respond(scope, receive, send)
+
+
+async def _handle(gw: Gateway, scope: Scope, receive: Receive) -> JSONResponse | SSEResponse:
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    key = await gw.auth.authenticate(headers)
+    body = parse_json(await read_body(receive, headers, gw.settings.max_body_bytes))
     req = validate_chat(body)
     gw.auth.check_model(key, req.model)
     upstream, upstream_model = gw.router.route(req.model)
@@ -57,7 +76,7 @@ async def chat_completions(request: Request) -> Response:
         agg = Aggregator(req.model)
         async for batch in events:
             agg.add(batch)
-        return Response(orjson.dumps(agg.result()), media_type="application/json")
+        return JSONResponse(200, orjson.dumps(agg.result()))
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     encoder = ChunkEncoder(req.model, include_usage=include_usage)
     # The first batch is awaited before any byte is sent, so that an upstream that fails
@@ -69,7 +88,53 @@ async def chat_completions(request: Request) -> Response:
     return SSEResponse(encoder, first, events)
 
 
-class SSEResponse(Response):
+async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
+    """The whole request body; 413 as soon as it passes ``limit`` bytes."""
+    length = headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def parse_json(raw: bytes) -> Any:
+    if not raw.strip():
+        raise InvalidRequest("The request body is empty; send a JSON object.", code="invalid_json")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(
+            f"The request body is not valid JSON: {exc.msg} (at byte {exc.pos}).", code="invalid_json"
+        ) from None
+
+
+class JSONResponse:
+    """A complete JSON answer, sent as-is."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.status = status
+        self.body = body
+        self.headers = _JSON_HEADERS + [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+class SSEResponse:
     """Streams the encoded Events; a client that goes away cancels the upstream call."""
 
     def __init__(
@@ -81,8 +146,6 @@ class SSEResponse(Response):
         self.encoder = encoder
         self.first = first
         self.rest = rest
-        self.status_code = 200
-        self.background = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         task = asyncio.current_task()
@@ -115,7 +178,7 @@ class SSEResponse(Response):
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 
 
-async def _watch_disconnect(receive: Receive, task: asyncio.Task[object], gone: asyncio.Event) -> None:
+async def _watch_disconnect(receive: Receive, task: asyncio.Task[Any], gone: asyncio.Event) -> None:
     while True:
         message: Message = await receive()
         if message["type"] == "http.disconnect":
@@ -127,5 +190,32 @@ async def _watch_disconnect(receive: Receive, task: asyncio.Task[object], gone: 
 async def _aclose(it: AsyncIterator[Sequence[Event]]) -> None:
     aclose = getattr(it, "aclose", None)
     if aclose is not None:
-        with contextlib.suppress(GatewayError):
+        try:
             await aclose()
+        except GatewayError:
+            log.debug("upstream error while closing a stream", exc_info=True)
+
+
+class _Delegate(Response):
+    """Hands a request that reached FastAPI's router to the ASGI endpoint."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await chat_endpoint(self.gw, scope, receive, send)
+
+
+@router.post(
+    PATH,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ChatCompletionRequest.model_json_schema()}},
+        }
+    },
+    summary="Create a chat completion (streamed as SSE when stream=true)",
+)
+async def chat_completions(request: Request) -> Response:
+    return _Delegate(request.app.state.gateway)

@@ -164,12 +164,16 @@ class _Plan:
         }
 
     def chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        """One chunk as xAI writes it: ``finish_reason`` only on the last, role on the first."""
+        choice: dict[str, Any] = {"index": 0, "delta": delta}
+        if finish is not None:
+            choice["finish_reason"] = finish
         obj = {
             "id": self.id,
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            "choices": [choice],
             "system_fingerprint": "fp_sim",
         }
         return b"data: " + orjson.dumps(obj) + b"\n\n"

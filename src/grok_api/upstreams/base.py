@@ -25,6 +25,9 @@ An upstream is one object with two async methods:
 ``aclose()``
     Releases pooled connections; called once when the app stops.
 
+Events are plain slotted dataclasses (not frozen: a frozen init costs several times more, and
+a long stream makes hundreds of them); treat them as immutable.
+
 Built-in upstreams register the same way an outside one would: ``router.Router.add``.
 """
 
@@ -35,17 +38,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class TextDelta:
     text: str
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class ReasoningDelta:
     text: str
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class ToolCallDelta:
     """A piece of one tool call; ``id``/``name`` come with the first piece of each index."""
 
@@ -68,7 +71,7 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Finish:
     reason: str = "stop"
 

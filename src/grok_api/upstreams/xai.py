@@ -149,42 +149,63 @@ class ChunkDecoder:
             self._feed(lines, out)
         except GatewayError as exc:
             self.error = exc
+        except (AttributeError, TypeError, KeyError, IndexError, ValueError):
+            self.error = UpstreamError(f"{self.upstream} sent a chunk of an unexpected shape")
         return out
 
     def _feed(self, lines: list[bytes], out: list[Event]) -> None:
+        # The hot loop of every stream: one iteration per line, kept flat and local.
+        append = out.append
+        loads = orjson.loads
         for line in lines:
             if not line.startswith(b"data:"):
                 continue  # blank separators, comments, event:/id: fields
-            payload = line[5:].strip()
-            if payload == b"[DONE]":
-                self.done = True
-                if not self.finished:
-                    self.finished = True
-                    out.append(Finish("stop"))
-                return
-            chunk = _loads(payload, self.upstream)
-            if isinstance(chunk, dict) and "error" in chunk:
+            payload = line[5:]
+            if len(payload) < 10:
+                if payload.strip() == b"[DONE]":
+                    self.done = True
+                    break
+                if not payload.strip():
+                    continue
+            try:
+                chunk = loads(payload)
+            except orjson.JSONDecodeError:
+                raise UpstreamError(
+                    f"{self.upstream} sent a malformed stream line: {payload[:80]!r}"
+                ) from None
+            if "error" in chunk:
                 raise _error_from_body(502, chunk, self.upstream)
-            self._chunk(chunk, out)
+            choices = chunk.get("choices")
+            if choices:
+                choice = choices[0]
+                delta = choice.get("delta")
+                if delta:
+                    text = delta.get("content")
+                    if text and len(delta) == 1:  # the common case: nothing but text
+                        append(TextDelta(text))
+                    else:
+                        _delta_events(delta, out)
+                reason = choice.get("finish_reason")
+                if reason and not self.finished:
+                    self.finished = True
+                    append(Finish(reason))
+            usage = chunk.get("usage")
+            if usage:
+                append(usage_from(usage))
+        if self.done and not self.finished:
+            self.finished = True
+            append(Finish("stop"))
 
-    def _chunk(self, chunk: Any, out: list[Event]) -> None:
-        usage = chunk.get("usage")
-        for choice in chunk.get("choices") or ():
-            delta = choice.get("delta") or {}
-            reasoning = delta.get("reasoning_content")
-            if reasoning:
-                out.append(ReasoningDelta(reasoning))
-            content = delta.get("content")
-            if content:
-                out.append(TextDelta(content))
-            for call in delta.get("tool_calls") or ():
-                out.append(_tool_delta(call))
-            reason = choice.get("finish_reason")
-            if reason and not self.finished:
-                self.finished = True
-                out.append(Finish(reason))
-        if usage:
-            out.append(usage_from(usage))
+
+def _delta_events(delta: dict[str, Any], out: list[Event]) -> None:
+    reasoning = delta.get("reasoning_content")
+    if reasoning:
+        out.append(ReasoningDelta(reasoning))
+    content = delta.get("content")
+    if content:
+        out.append(TextDelta(content))
+    for call in delta.get("tool_calls") or ():
+        out.append(_tool_delta(call))
 
 
 def _tool_delta(call: dict[str, Any]) -> ToolCallDelta:

@@ -1,0 +1,188 @@
+"""Gateway throughput against a cheap static upstream, beside a bare pass-through, in one run.
+
+    make bench                      # or: python bench/run.py [--seconds 10] [--connections 50]
+
+Three servers are measured under the same load from ``wrk`` (one thread, keep-alive):
+the static upstream itself, a bare Starlette + aiohttp pass-through in front of it (the
+reference), and the gateway with authentication on. Machines are noisy, so the figures that
+matter are the ratios to the pass-through measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).parent
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@contextmanager
+def server(
+    args: list[str], probe: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_http(probe)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def wrk(
+    url: str, body: dict[str, object], key: str | None, seconds: int, connections: int
+) -> dict[str, float]:
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    lua = "wrk.method = 'POST'\nwrk.body = [[" + json.dumps(body) + "]]\n"
+    lua += "".join(f"wrk.headers['{k}'] = '{v}'\n" for k, v in headers.items())
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(lua)
+    try:
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", f.name, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(f.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*?timeout (\d+)", out)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    return {
+        "rps": rps,
+        "non_2xx": float(bad.group(1)) if bad else 0.0,
+        "timeouts": float(errors.group(1)) if errors else 0.0,
+        "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else 0.0,
+    }
+
+
+def gateway_key(env: dict[str, str]) -> str:
+    out = subprocess.run(
+        [PY, "-m", "grok_api", "keys", "create", "--name", "bench", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    key: str = json.loads(out)["key"]
+    return key
+
+
+def measure(a: argparse.Namespace, split: bool) -> dict[str, dict[str, dict[str, float]]]:
+    """Starts the upstream, the pass-through and the gateway, and loads each in turn."""
+    up_port, pt_port, gw_port = free_port(), free_port(), free_port()
+    upstream = f"http://127.0.0.1:{up_port}"
+    data_dir = tempfile.mkdtemp(prefix="grok-api-bench-")
+    gw_env = {
+        **os.environ,
+        "GROK_API_DATA_DIR": data_dir,
+        "GROK_API_XAI_BASE_URL": upstream + "/v1",
+        "XAI_API_KEY": "bench-upstream-key",
+        "GROK_API_LOG_LEVEL": "WARNING",
+    }
+    for name in ("GROK_API_DATABASE_URL", "GROK_API_REDIS_URL"):
+        gw_env.pop(name, None)
+    plain = {"model": "grok-4", "messages": [{"role": "user", "content": "Say hello."}]}
+    streamed = {**plain, "stream": True}
+    up_args = [PY, str(HERE / "static_upstream.py"), "--port", str(up_port), "--chunks", str(a.chunks)]
+    pt_args = [PY, str(HERE / "passthrough.py"), "--port", str(pt_port), "--upstream", upstream]
+    gw_args = [PY, "-m", "grok_api", "serve", "--port", str(gw_port)]
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    try:
+        with (
+            server([*up_args, *(["--split"] if split else [])], upstream + "/v1/models"),
+            server(pt_args, f"http://127.0.0.1:{pt_port}/"),
+        ):
+            key = gateway_key(gw_env)
+            with server(gw_args, f"http://127.0.0.1:{gw_port}/health", env=gw_env):
+                check = httpx.post(
+                    f"http://127.0.0.1:{gw_port}/v1/chat/completions",
+                    json=plain,
+                    headers={"Authorization": f"Bearer {key}"},
+                )
+                check.raise_for_status()
+                targets = {
+                    "static upstream (direct)": (upstream, None),
+                    "bare pass-through": (f"http://127.0.0.1:{pt_port}", None),
+                    "gateway (auth on)": (f"http://127.0.0.1:{gw_port}", key),
+                }
+                for name, (base, k) in targets.items():
+                    url = base + "/v1/chat/completions"
+                    results[name] = {"stream": wrk(url, streamed, k, a.seconds, a.connections)}
+                    if not split:
+                        results[name]["non-stream"] = wrk(url, plain, k, a.seconds, a.connections)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return results
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=int, default=10)
+    p.add_argument("--connections", type=int, default=50)
+    p.add_argument("--chunks", type=int, default=200)
+    a = p.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench needs wrk (Debian: apt-get install wrk)")
+    burst = measure(a, split=False)
+    split = measure(a, split=True)
+    print(
+        f"\n{a.connections} connections, {a.seconds}s a run, {a.chunks}-chunk streams, {os.cpu_count()} cores"
+    )
+    report("non-streamed requests/s", {n: r["non-stream"] for n, r in burst.items()})
+    report(
+        f"{a.chunks}-chunk streams/s, the stream arriving in one burst",
+        {n: r["stream"] for n, r in burst.items()},
+    )
+    report(f"{a.chunks}-chunk streams/s, one write per chunk", {n: r["stream"] for n, r in split.items()})
+
+
+def report(title: str, rows: dict[str, dict[str, float]]) -> None:
+    ref = rows["bare pass-through"]["rps"]
+    print(f"\n{title}")
+    print(f"  {'target':28} {'per second':>11} {'p99 ms':>9} {'vs pass-through':>16}")
+    for name, r in rows.items():
+        print(f"  {name:28} {r['rps']:11.1f} {r['p99_ms']:9.1f} {r['rps'] / ref:16.0%}")
+        if r["non_2xx"] or r["timeouts"]:
+            print(f"  ! {name}: non-2xx {r['non_2xx']:.0f}, timeouts {r['timeouts']:.0f}")
+
+
+if __name__ == "__main__":
+    main()
