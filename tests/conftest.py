@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import openai
 import pytest
 import uvicorn
@@ -58,6 +59,15 @@ def run_async(coro: Any) -> Any:
     if errors:
         raise errors[0]
     return out[0]
+
+
+def post_chat(base_url: str, key: str, content: str = "x", model: str = "grok-3") -> httpx.Response:
+    """One non-streamed chat request over plain HTTP, to see status, headers and raw body."""
+    return httpx.post(
+        base_url + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"model": model, "messages": [{"role": "user", "content": content}]},
+    )
 
 
 def free_socket() -> socket.socket:
@@ -149,7 +159,8 @@ class Env:
 
     def client(self, key: str, **kw: Any) -> openai.OpenAI:
         """An SDK client for this gateway; closed when the session ends."""
-        c = openai.OpenAI(base_url=self.base_url + "/v1", api_key=key, max_retries=0, **kw)
+        kw.setdefault("base_url", self.base_url + "/v1")
+        c = openai.OpenAI(api_key=key, max_retries=0, **kw)
         self.clients.append(c)
         return c
 

@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from .conftest import Env, ServedApp, gateway_settings
+from .conftest import Env, ServedApp, gateway_settings, post_chat
 
 
 def ask(client: openai.OpenAI, text: str, model: str = "grok-3", **kw: object) -> object:
@@ -54,11 +54,7 @@ def test_wrong_upstream_key_is_a_502_without_the_key(env: Env) -> None:
     settings = gateway_settings(env.settings.data_dir, env.sim, xai_api_key="xai-wrong-secret-value")
     with ServedApp(settings) as served:
         _, key = env.create_key("wrong-upstream")
-        r = httpx.post(
-            served.base_url + "/v1/chat/completions",
-            headers={"Authorization": f"Bearer {key}"},
-            json={"model": "grok-3", "messages": [{"role": "user", "content": "x"}]},
-        )
+        r = post_chat(served.base_url, key)
     assert r.status_code == 502
     assert "XAI_API_KEY" in r.json()["error"]["message"]
     assert "wrong-secret" not in r.text and "xa***ue" not in r.text
@@ -128,11 +124,7 @@ def test_unreachable_upstream_is_503(env: Env) -> None:
     settings = gateway_settings(env.settings.data_dir, env.sim, xai_base_url="http://127.0.0.1:9/v1")
     with ServedApp(settings) as served:
         _, key = env.create_key("dead-upstream")
-        r = httpx.post(
-            served.base_url + "/v1/chat/completions",
-            headers={"Authorization": f"Bearer {key}"},
-            json={"model": "grok-3", "messages": [{"role": "user", "content": "x"}]},
-        )
+        r = post_chat(served.base_url, key)
         assert r.status_code == 503
         assert r.json()["error"]["code"] == "upstream_unavailable"
         # and the gateway itself stays up

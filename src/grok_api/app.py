@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from . import __version__
+from . import __version__, logs
 from .api import chat, health, models
 from .api.deps import Gateway
 from .auth import Authenticator
@@ -146,4 +146,6 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
 
 def create_app_from_env() -> FastAPI:
     """The factory ``uvicorn --factory`` calls in each worker process."""
-    return create_app(Settings())
+    settings = Settings()
+    logs.configure(settings.log_level, settings.log_format)
+    return create_app(settings)
