@@ -26,9 +26,11 @@ import uvicorn
 from grok_api.app import create_app
 from grok_api.config import Settings
 from grok_api.simulator import Simulator, SimulatorConfig, SimulatorThread
-from grok_api.store import Database, KeyRecord, KeyStore
+from grok_api.store import Database, KeyRecord, KeyStore, Limits
+from grok_api.store.keys import NO_LIMITS
 
 UPSTREAM_KEY = "xai-test-upstream-key-0123456789"
+ADMIN_KEY = "admin-test-key-9876543210-abcdef"
 POSTGRES_URL = os.environ.get("GROK_API_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -135,12 +137,17 @@ class Env:
         return asyncio.run(coro)
 
     def create_key(
-        self, name: str = "test", *, models: list[str] | None = None, expires_in: float | None = None
+        self,
+        name: str = "test",
+        *,
+        models: list[str] | None = None,
+        expires_in: float | None = None,
+        limits: Limits = NO_LIMITS,
     ) -> tuple[KeyRecord, str]:
         async def go() -> tuple[KeyRecord, str]:
             db = await Database.open(self.settings.resolved_database_url())
             try:
-                return await KeyStore(db).create(name, models=models, expires_in=expires_in)
+                return await KeyStore(db).create(name, models=models, expires_in=expires_in, limits=limits)
             finally:
                 await db.close()
 
@@ -178,6 +185,7 @@ def gateway_settings(data_dir: Path, sim: Simulator, **overrides: Any) -> Settin
         "upstream_read_timeout": 2.0,
         "upstream_connect_timeout": 2.0,
         "key_cache_ttl": 0.2,
+        "admin_key": ADMIN_KEY,
         "log_format": "text",
     }
     values.update(overrides)
@@ -231,3 +239,28 @@ def postgres_url() -> Iterator[str]:
     base, _, _ = POSTGRES_URL.rpartition("/")
     yield f"{base}/{name}"
     run_async(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+REDIS_URL = os.environ.get("GROK_API_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The machine's Redis (database 15 by default), checked once."""
+    import redis.asyncio as aioredis
+
+    async def ping() -> None:
+        client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+        try:
+            await client.ping()
+        finally:
+            await client.aclose()
+
+    try:
+        run_async(ping())
+    except Exception as exc:
+        missing_service(
+            f"Redis at {REDIS_URL} ({type(exc).__name__})",
+            "start it (redis-server --daemonize yes) or set GROK_API_TEST_REDIS_URL",
+        )
+    return REDIS_URL

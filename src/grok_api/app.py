@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from redis.asyncio import Redis
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from . import __version__, logs
-from .api import chat, health, models
+from . import __version__, keyevents, logs
+from .api import admin, chat, health, models
 from .api.deps import Gateway
 from .auth import Authenticator
 from .config import Settings
 from .errors import GatewayError, InvalidRequest, for_status
+from .limits import MemoryLimiter, RateLimiter
+from .limits_redis import RedisLimiter
+from .metrics import Metrics
 from .router import Router
-from .store import Database, KeyStore
+from .store import Database, KeyStore, UsageStore
 from .upstreams.xai import XAIUpstream
+from .usage import UsageRecorder
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +89,30 @@ def build_router(
     return router
 
 
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _background(stack: AsyncExitStack, coro: Coroutine[Any, Any, None]) -> None:
+    stack.push_async_callback(_stop, asyncio.create_task(coro))
+
+
+def build_limiter(
+    settings: Settings, usage: UsageStore, metrics: Metrics, client: Redis | None
+) -> RateLimiter:
+    if client is None:
+        return MemoryLimiter(usage)
+    return RedisLimiter(
+        client,
+        usage,
+        fail_mode=settings.limits_fail_mode,
+        inflight_ttl=settings.upstream_read_timeout + 60,
+        on_fail_open=metrics.limiter_fail_open.inc,
+    )
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -96,16 +126,45 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await sim.start()
             stack.push_async_callback(sim.stop)
             xai_base_url, xai_key = sim.base_url + "/v1", "demo"
-        db = await Database.open(settings.resolved_database_url())
+        db = await Database.open(settings.resolved_database_url(), pool_size=settings.database_pool_size)
         stack.push_async_callback(db.close)
+        client = None
+        if settings.redis_url:
+            client = Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+            stack.push_async_callback(client.aclose)
+        metrics = Metrics()
         keys = KeyStore(db)
         auth = Authenticator(keys, ttl=settings.key_cache_ttl)
-        stack.push_async_callback(auth.flush_last_used)
         router = build_router(settings, xai_base_url=xai_base_url, xai_api_key=xai_key)
         stack.push_async_callback(router.aclose)
-        app.state.gateway = Gateway(settings=settings, db=db, keys=keys, auth=auth, router=router)
-        flusher = asyncio.create_task(auth.run_flusher(LAST_USED_FLUSH_SECONDS))
-        stack.callback(flusher.cancel)
+        stack.push_async_callback(auth.flush_last_used)
+        usage_store = UsageStore(db)
+        recorder = UsageRecorder(usage_store, on_flush_error=metrics.usage_flush_errors.inc)
+        stack.push_async_callback(recorder.flush)  # the last usage, after in-flight requests
+        limiter = build_limiter(settings, usage_store, metrics, client)
+        stack.push_async_callback(limiter.aclose)
+        app.state.gateway = Gateway(
+            settings=settings,
+            db=db,
+            keys=keys,
+            auth=auth,
+            router=router,
+            limiter=limiter,
+            usage=recorder,
+            metrics=metrics,
+            redis=client,
+        )
+        _background(stack, auth.run_flusher(LAST_USED_FLUSH_SECONDS))
+        _background(stack, recorder.run(settings.usage_flush_interval))
+        if client is not None:
+            _background(stack, keyevents.listen(client, auth.invalidate))
+        if settings.workers > 1 and client is None:
+            log.warning(
+                "%d workers without GROK_API_REDIS_URL: each worker keeps its own per-key limits, "
+                "so every limit is multiplied by %d. Set GROK_API_REDIS_URL to share them.",
+                settings.workers,
+                settings.workers,
+            )
         yield
 
 
@@ -141,6 +200,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
     app.include_router(chat.router)
     app.include_router(models.router)
     app.include_router(health.router)
+    app.include_router(admin.router)
     return app
 
 

@@ -91,8 +91,8 @@ class Authenticator:
             self._cache.popitem(last=False)
 
     def invalidate(self, key_id: str | None = None) -> None:
-        """Forgets cached records (of one key, or all) so the next request reads the store."""
-        if key_id is None:
+        """Forgets cached records (of one key, or all: ``None``/``"*"``) so the next request reads the store."""
+        if key_id is None or key_id == "*":
             self._cache.clear()
             return
         for digest, (_, rec) in list(self._cache.items()):

@@ -6,6 +6,7 @@ There is no import-time instance: ``Settings()`` is built by the CLI or by ``cre
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from platformdirs import user_data_dir
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -43,6 +44,11 @@ class Settings(BaseSettings):
     database_url: str | None = None
     redis_url: str | None = None
     admin_key: SecretStr | None = None
+
+    database_pool_size: int = Field(default=10, ge=1, le=1000)
+    limits_fail_mode: Literal["open", "closed"] = "open"
+    usage_flush_interval: float = Field(default=5.0, gt=0)
+    completion_reserve: int = Field(default=1024, ge=1)
 
     demo: bool = False
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)

@@ -16,6 +16,8 @@ any of them into ``{"error": {"message", "type", "param", "code"}}``. Foreign ex
     │   └── ModelNotFound (404 model_not_found)
     ├── MethodNotAllowed (405)
     ├── RateLimited (429, Retry-After)
+    │   └── QuotaExceeded (429 insufficient_quota)
+    ├── Unavailable (503, e.g. the shared limiter is down and limits fail closed)
     └── UpstreamError (502 upstream_error)
         ├── UpstreamUnavailable (503)
         └── UpstreamTimeout (504)
@@ -114,6 +116,17 @@ class RateLimited(GatewayError):
         self.retry_after = retry_after
         if retry_after is not None:
             self.headers.setdefault("Retry-After", str(max(1, int(retry_after + 0.999))))
+
+
+class QuotaExceeded(RateLimited):
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+
+
+class Unavailable(GatewayError):
+    status = 503
+    type = "server_error"
+    code = "service_unavailable"
 
 
 class UpstreamError(GatewayError):

@@ -42,6 +42,11 @@ def _banner(settings: Settings, console: Console, demo_key: str | None) -> None:
         )
     else:
         console.print(f"Upstream: {settings.xai_base_url}")
+    if settings.workers > 1 and not settings.redis_url:
+        console.print(
+            f"[bold red]WARNING[/]: {settings.workers} workers and no GROK_API_REDIS_URL: every worker keeps "
+            f"its own per-key limits, so each limit is multiplied by {settings.workers}."
+        )
         if settings.xai_api_key is None:
             console.print("[yellow]XAI_API_KEY is not set[/]: the xAI upstream will refuse requests.")
 
@@ -62,6 +67,7 @@ def run_server(settings: Settings, console: Console) -> None:
         # Worker processes build their own Settings from the environment: hand the flags down.
         os.environ.update(
             GROK_API_HOST=settings.host,
+            GROK_API_WORKERS=str(settings.workers),
             GROK_API_PORT=str(settings.port),
             GROK_API_DEMO="1" if settings.demo else "0",
             GROK_API_DATA_DIR=str(settings.data_dir),

@@ -17,9 +17,11 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from starlette.types import Message, Receive, Scope, Send
 
-from ..errors import GatewayError, InvalidRequest, PayloadTooLarge, UpstreamError
-from ..stream import Aggregator, ChunkEncoder, sse_error
+from ..errors import GatewayError, InvalidRequest, PayloadTooLarge, RateLimited, UpstreamError
+from ..limits import Ticket
+from ..stream import Aggregator, ChunkEncoder, Tally, sse_error
 from ..upstreams.base import ChatRequest, Event
+from ..usage import estimate_prompt_tokens
 from .deps import Gateway
 from .schemas import ChatCompletionRequest, validate_chat
 
@@ -39,34 +41,85 @@ class ClientGone(Exception):
     """The client disconnected before its request was read."""
 
 
+class Flight:
+    """One request's bookkeeping: who asked, what was admitted, and what it amounted to."""
+
+    __slots__ = ("error", "key_id", "model", "prompt_estimate", "tally", "ticket")
+
+    def __init__(self) -> None:
+        self.key_id = ""
+        self.model = ""
+        self.ticket: Ticket | None = None
+        self.prompt_estimate = 0
+        self.tally: Tally | None = None  # set once the upstream was asked
+        self.error = False
+
+    def headers(self) -> dict[str, str]:
+        return self.ticket.headers if self.ticket is not None else {}
+
+    def settle(self, gw: Gateway) -> None:
+        """Records usage and ends the limiter's hold, exactly once, however the request ended."""
+        if self.ticket is None:
+            return
+        used = 0
+        if self.tally is not None:
+            tally = self.tally
+            used = gw.usage.record(
+                self.key_id,
+                self.model,
+                tally.usage,
+                prompt_estimate=self.prompt_estimate,
+                delivered_chars=tally.delivered_chars,
+                error=self.error,
+            )
+            gw.metrics.tokens.labels("total").inc(used)
+        gw.metrics.requests.labels("error" if self.error else "ok").inc()
+        gw.limiter.settle(self.ticket, used)
+        self.ticket = None
+
+
 async def chat_endpoint(gw: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
     """Serves one chat completion request; every failure is answered OpenAI-shaped."""
+    flight = Flight()
     try:
-        respond = await _handle(gw, scope, receive)
+        respond = await _handle(gw, scope, receive, flight)
     except GatewayError as exc:
+        flight.error = True
         if exc.status >= 500:
             log.warning("chat request failed: %s", exc.message, extra={"status": exc.status})
-        respond = JSONResponse(exc.status, exc.json_bytes(), exc.headers)
+        elif isinstance(exc, RateLimited) and flight.ticket is None:
+            gw.metrics.rate_limited.labels(exc.code or "").inc()
+        respond = JSONResponse(exc.status, exc.json_bytes(), {**flight.headers(), **exc.headers})
     except ClientGone:
+        flight.settle(gw)
         return
     except Exception:
+        flight.error = True
         log.exception("unexpected error in chat completions")
         err = GatewayError("The gateway failed to handle this request.")
         respond = JSONResponse(err.status, err.json_bytes())
-    await respond(scope, receive, send)
+    try:
+        await respond(scope, receive, send)
+    finally:
+        flight.settle(gw)
 
 
-async def _handle(gw: Gateway, scope: Scope, receive: Receive) -> JSONResponse | SSEResponse:
+async def _handle(gw: Gateway, scope: Scope, receive: Receive, flight: Flight) -> JSONResponse | SSEResponse:
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
     key = await gw.auth.authenticate(headers)
     body = parse_json(await read_body(receive, headers, gw.settings.max_body_bytes))
     req = validate_chat(body)
     gw.auth.check_model(key, req.model)
     upstream, upstream_model = gw.router.route(req.model)
+    messages = body["messages"]
+    flight.key_id, flight.model = key.id, req.model
+    flight.prompt_estimate = estimate_prompt_tokens(messages)
+    answer = req.max_completion_tokens or req.max_tokens or gw.settings.completion_reserve
+    flight.ticket = await gw.limiter.acquire(key, flight.prompt_estimate + answer)
     chat = ChatRequest(
         model=req.model,
         upstream_model=upstream_model,
-        messages=body["messages"],
+        messages=messages,
         stream=bool(req.stream),
         body=body,
         key_id=key.id,
@@ -74,18 +127,20 @@ async def _handle(gw: Gateway, scope: Scope, receive: Receive) -> JSONResponse |
     events = aiter(upstream.stream(chat))
     if not chat.stream:
         agg = Aggregator(req.model)
+        flight.tally = agg.tally
         async for batch in events:
             agg.add(batch)
-        return JSONResponse(200, orjson.dumps(agg.result()))
+        return JSONResponse(200, orjson.dumps(agg.result()), flight.headers())
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     encoder = ChunkEncoder(req.model, include_usage=include_usage)
+    flight.tally = encoder.tally
     # The first batch is awaited before any byte is sent, so that an upstream that fails
     # outright gets its real status (4xx/5xx), not a 200 stream carrying an error.
     try:
         first = await anext(events)
     except StopAsyncIteration:
         raise UpstreamError("The upstream ended the answer without sending anything.") from None
-    return SSEResponse(encoder, first, events)
+    return SSEResponse(encoder, first, events, flight)
 
 
 async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
@@ -142,10 +197,12 @@ class SSEResponse:
         encoder: ChunkEncoder,
         first: Sequence[Event],
         rest: AsyncIterator[Sequence[Event]],
+        flight: Flight,
     ) -> None:
         self.encoder = encoder
         self.first = first
         self.rest = rest
+        self.flight = flight
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         task = asyncio.current_task()
@@ -163,7 +220,8 @@ class SSEResponse:
             await _aclose(self.rest)
 
     async def _send_all(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+        headers = _SSE_HEADERS + [(k.encode(), v.encode()) for k, v in self.flight.headers().items()]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         encode = self.encoder.encode
         await send({"type": "http.response.body", "body": encode(self.first), "more_body": True})
         try:
@@ -173,6 +231,7 @@ class SSEResponse:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
             tail = self.encoder.close()
         except GatewayError as exc:
+            self.flight.error = True
             log.warning("stream cut by upstream error: %s", exc.message, extra={"status": exc.status})
             tail = sse_error(exc)
         await send({"type": "http.response.body", "body": tail, "more_body": False})

@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastapi import Request
+from redis.asyncio import Redis
 
 from ..auth import Authenticator
 from ..config import Settings
+from ..limits import RateLimiter
+from ..metrics import Metrics
 from ..router import Router
 from ..store import Database, KeyStore
+from ..usage import UsageRecorder
 
 
 @dataclass(slots=True)
@@ -21,6 +25,10 @@ class Gateway:
     keys: KeyStore
     auth: Authenticator
     router: Router
+    limiter: RateLimiter
+    usage: UsageRecorder
+    metrics: Metrics
+    redis: Redis | None = None
 
 
 def gateway(request: Request) -> Gateway:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
-from .deps import gateway
+from .deps import Gateway, gateway
 
 router = APIRouter()
 
@@ -27,7 +27,23 @@ async def ready(request: Request) -> JSONResponse:
     except Exception as exc:  # any failure here means "not ready", with its reason
         checks["database"] = f"error: {type(exc).__name__}"
     checks["upstreams"] = sorted(gw.router.upstreams)
+    checks["limits"] = _limits_state(gw)
     ok = checks["database"] == "ok" and bool(gw.router.upstreams)
     return JSONResponse(
         {"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503
     )
+
+
+def _limits_state(gw: Gateway) -> str:
+    kind = gw.limiter.describe()
+    workers = gw.settings.workers
+    if kind == "memory" and workers > 1:
+        return f"per process: {workers} workers multiply every per-key limit (set GROK_API_REDIS_URL)"
+    return "shared (redis)" if kind == "redis" else "in process"
+
+
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    gw = gateway(request)
+    gw.metrics.usage_pending.set(gw.usage.pending())
+    return Response(gw.metrics.render(), media_type="text/plain; version=0.0.4")

@@ -19,7 +19,7 @@ import orjson
 import sqlalchemy as sa
 
 from .db import Database
-from .tables import api_keys
+from .tables import LIMIT_FIELDS, api_keys
 
 KEY_PREFIX = "gk-"
 
@@ -33,6 +33,28 @@ def hash_key(key: str) -> str:
 
 
 @dataclass(slots=True, frozen=True)
+class Limits:
+    """A key's limits; ``None`` is unlimited. Budgets count tokens (prompt + completion)."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrency: int | None = None
+    budget_day: int | None = None
+    budget_month: int | None = None
+    budget_total: int | None = None
+
+    @property
+    def any(self) -> bool:
+        return any(getattr(self, name) is not None for name in LIMIT_FIELDS)
+
+    def as_dict(self) -> dict[str, int | None]:
+        return {name: getattr(self, name) for name in LIMIT_FIELDS}
+
+
+NO_LIMITS = Limits()
+
+
+@dataclass(slots=True, frozen=True)
 class KeyRecord:
     id: str
     name: str
@@ -43,6 +65,7 @@ class KeyRecord:
     revoked_at: int | None = None
     last_used_at: int | None = None
     models: frozenset[str] | None = None
+    limits: Limits = NO_LIMITS
 
     def status(self, now: float | None = None) -> str:
         now = time.time() if now is None else now
@@ -67,6 +90,7 @@ class KeyRecord:
             "revoked_at": self.revoked_at,
             "last_used_at": self.last_used_at,
             "models": sorted(self.models) if self.models is not None else None,
+            "limits": self.limits.as_dict(),
         }
 
 
@@ -83,7 +107,16 @@ def _record(row: sa.Row[tuple[object, ...]]) -> KeyRecord:
         revoked_at=m["revoked_at"],
         last_used_at=m["last_used_at"],
         models=frozenset(models) if models is not None else None,
+        limits=Limits(**{name: m[name] for name in LIMIT_FIELDS}),
     )
+
+
+def _models_column(models: frozenset[str] | None) -> str | None:
+    return orjson.dumps(sorted(models)).decode() if models is not None else None
+
+
+# What ``KeyStore.update`` may change; ``UNSET`` leaves a field as it is.
+UNSET: object = object()
 
 
 class KeyStore:
@@ -96,6 +129,7 @@ class KeyStore:
         *,
         expires_in: float | None = None,
         models: Iterable[str] | None = None,
+        limits: Limits = NO_LIMITS,
     ) -> tuple[KeyRecord, str]:
         """A new key: its record and the key itself, which is never stored."""
         key = new_key()
@@ -108,6 +142,7 @@ class KeyStore:
             created_at=now,
             expires_at=int(now + expires_in) if expires_in else None,
             models=frozenset(models) if models is not None else None,
+            limits=limits,
         )
         async with self.db.engine.begin() as conn:
             await conn.execute(
@@ -118,12 +153,36 @@ class KeyStore:
                     key_prefix=record.key_prefix,
                     created_at=record.created_at,
                     expires_at=record.expires_at,
-                    models=orjson.dumps(sorted(record.models)).decode()
-                    if record.models is not None
-                    else None,
+                    models=_models_column(record.models),
+                    **limits.as_dict(),
                 )
             )
         return record, key
+
+    async def update(
+        self,
+        key_id: str,
+        *,
+        name: object = UNSET,
+        expires_at: object = UNSET,
+        models: object = UNSET,
+        limits: dict[str, int | None] | None = None,
+    ) -> KeyRecord | None:
+        """Changes the given fields (``None`` clears a limit, expiry or model list)."""
+        values: dict[str, object] = dict(limits or {})
+        unknown = set(values) - set(LIMIT_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown limits: {sorted(unknown)}")
+        if name is not UNSET:
+            values["name"] = name
+        if expires_at is not UNSET:
+            values["expires_at"] = expires_at
+        if models is not UNSET:
+            values["models"] = _models_column(frozenset(models) if models is not None else None)  # type: ignore[call-overload]
+        if values:
+            async with self.db.engine.begin() as conn:
+                await conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(**values))
+        return await self.get(key_id)
 
     async def by_key(self, key: str) -> KeyRecord | None:
         return await self.by_hash(hash_key(key))

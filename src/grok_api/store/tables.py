@@ -6,6 +6,8 @@ import sqlalchemy as sa
 
 metadata = sa.MetaData()
 
+LIMIT_FIELDS = ("rpm", "tpm", "concurrency", "budget_day", "budget_month", "budget_total")
+
 api_keys = sa.Table(
     "api_keys",
     metadata,
@@ -18,4 +20,26 @@ api_keys = sa.Table(
     sa.Column("revoked_at", sa.BigInteger, nullable=True),
     sa.Column("last_used_at", sa.BigInteger, nullable=True),
     sa.Column("models", sa.Text, nullable=True),
+    *(sa.Column(name, sa.BigInteger, nullable=True) for name in LIMIT_FIELDS),
+)
+
+USAGE_COUNTERS = (
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "cached_tokens",
+    "estimated_requests",
+)
+
+usage_hourly = sa.Table(
+    "usage_hourly",
+    metadata,
+    sa.Column("key_id", sa.String(32), nullable=False),
+    sa.Column("model", sa.String(256), nullable=False),
+    sa.Column("hour", sa.BigInteger, nullable=False),
+    *(sa.Column(name, sa.BigInteger, nullable=False, server_default="0") for name in USAGE_COUNTERS),
+    sa.PrimaryKeyConstraint("key_id", "model", "hour"),
+    sa.Index("ix_usage_hourly_hour", "hour"),
 )

@@ -1,0 +1,306 @@
+"""Per-key limits: requests/minute, tokens/minute, concurrency and token budgets.
+
+One protocol, two backends:
+
+- :class:`MemoryLimiter` — in this process (the default; one process).
+- :class:`RedisLimiter` — shared by every instance: one atomic Lua script per check, using
+  Redis's clock (``TIME``), keys hash-tagged per API key so it works on Redis Cluster.
+
+Algorithms: requests per minute use GCRA (a burst of up to the whole minute's allowance, then
+one request every ``60/rpm`` seconds); tokens per minute use a token bucket holding ``tpm``
+tokens and refilled continuously, from which each request *reserves* its prompt estimate plus
+its ``max_tokens`` up front and is reconciled with what it really used when it ends (the
+difference is refunded, or charged). Concurrency counts requests in flight. Budgets compare the
+tokens used today (UTC), this month and in total with the key's budgets; requests already in
+flight when a budget runs out still finish.
+
+``acquire`` admits a request or raises ``RateLimited`` (429 with ``Retry-After``) or
+``QuotaExceeded`` (429, ``insufficient_quota``); ``settle`` ends it. Every admitted request gets
+OpenAI's ``x-ratelimit-*`` headers for the limits its key has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import logging
+import math
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .errors import QuotaExceeded, RateLimited, Unavailable
+from .store.keys import KeyRecord, Limits
+from .store.usage import UsageStore
+
+log = logging.getLogger(__name__)
+
+REQUESTS, TOKENS, CONCURRENCY, BUDGET_DAY, BUDGET_MONTH, BUDGET_TOTAL = range(1, 7)
+_REASONS = {
+    REQUESTS: "requests",
+    TOKENS: "tokens",
+    CONCURRENCY: "concurrency",
+    BUDGET_DAY: "budget_day",
+    BUDGET_MONTH: "budget_month",
+    BUDGET_TOTAL: "budget_total",
+}
+
+
+def reset_text(seconds: float) -> str:
+    """A duration as OpenAI writes it in ``x-ratelimit-reset-*``: ``850ms``, ``6s``, ``1m30s``."""
+    if seconds < 1:
+        return f"{max(0, round(seconds * 1000))}ms"
+    minutes, secs = divmod(seconds, 60)
+    secs_text = f"{secs:.3f}".rstrip("0").rstrip(".")
+    return f"{int(minutes)}m{secs_text}s" if minutes else f"{secs_text}s"
+
+
+@dataclass(slots=True)
+class Decision:
+    """What a check found: admitted or the limit that refused, and the state for the headers."""
+
+    allowed: bool
+    reason: int = 0
+    retry_after: float = 0.0
+    requests_remaining: int = -1
+    requests_reset: float = 0.0
+    tokens_remaining: int = -1
+    tokens_reset: float = 0.0
+
+
+@dataclass(slots=True)
+class Ticket:
+    """An admitted request, to be settled once when it ends."""
+
+    key_id: str
+    limits: Limits
+    reserved: int = 0
+    request_id: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    checked: bool = False  # False: the key has no limits, or the limiter was down (fail open)
+
+
+def rate_headers(limits: Limits, d: Decision) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if limits.rpm is not None:
+        headers["x-ratelimit-limit-requests"] = str(limits.rpm)
+        headers["x-ratelimit-remaining-requests"] = str(max(0, d.requests_remaining))
+        headers["x-ratelimit-reset-requests"] = reset_text(d.requests_reset)
+    if limits.tpm is not None:
+        headers["x-ratelimit-limit-tokens"] = str(limits.tpm)
+        headers["x-ratelimit-remaining-tokens"] = str(max(0, d.tokens_remaining))
+        headers["x-ratelimit-reset-tokens"] = reset_text(d.tokens_reset)
+    return headers
+
+
+def period_starts(now: float) -> tuple[int, int]:
+    """Epoch seconds of the current UTC day's and month's start."""
+    t = time.gmtime(now)
+    day = calendar.timegm((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0))
+    month = calendar.timegm((t.tm_year, t.tm_mon, 1, 0, 0, 0))
+    return day, month
+
+
+def _next_month(now: float) -> int:
+    t = time.gmtime(now)
+    year, month = (t.tm_year + 1, 1) if t.tm_mon == 12 else (t.tm_year, t.tm_mon + 1)
+    return calendar.timegm((year, month, 1, 0, 0, 0))
+
+
+def refusal(limits: Limits, d: Decision, now: float) -> RateLimited:
+    """The 429 for a refused check, with its headers and a message naming the limit."""
+    headers = rate_headers(limits, d)
+    reason = d.reason
+    if reason in (BUDGET_DAY, BUDGET_MONTH, BUDGET_TOTAL):
+        if reason == BUDGET_DAY:
+            budget, period, retry = limits.budget_day, "daily", period_starts(now)[0] + 86400 - now
+        elif reason == BUDGET_MONTH:
+            budget, period, retry = limits.budget_month, "monthly", _next_month(now) - now
+        else:
+            budget, period, retry = limits.budget_total, "total", None
+        return QuotaExceeded(
+            f"This key's {period} token budget of {budget} tokens is used up.",
+            retry_after=retry,
+            headers=headers,
+        )
+    retry = max(d.retry_after, 0.001)
+    what = {
+        REQUESTS: f"requests: this key allows {limits.rpm} requests per minute",
+        TOKENS: f"tokens: this key allows {limits.tpm} tokens per minute",
+        CONCURRENCY: f"concurrency: this key allows {limits.concurrency} requests at once",
+    }[reason]
+    return RateLimited(
+        f"Rate limit reached for {what}. Retry after {reset_text(retry)}.",
+        retry_after=retry,
+        headers=headers,
+        code=f"rate_limit_{_REASONS[reason]}",
+    )
+
+
+class RateLimiter(Protocol):
+    async def acquire(self, key: KeyRecord, reserve: int) -> Ticket:
+        """Admits one request reserving ``reserve`` tokens, or raises the 429 (or 503)."""
+        ...
+
+    def settle(self, ticket: Ticket, used_tokens: int) -> None:
+        """Ends an admitted request that used ``used_tokens`` tokens (prompt + completion)."""
+        ...
+
+    def describe(self) -> str: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _unlimited(key: KeyRecord) -> Ticket:
+    return Ticket(key.id, key.limits)
+
+
+# ---------------------------------------------------------------------------------------------
+# In-process
+
+
+@dataclass(slots=True)
+class _KeyState:
+    tat: float = 0.0  # GCRA: theoretical arrival time of the next request
+    tokens: float | None = None  # token bucket level (None: full)
+    tokens_at: float = 0.0
+    inflight: int = 0
+    seeded: bool = False
+    day: int = 0
+    day_used: int = 0
+    month: int = 0
+    month_used: int = 0
+    total_used: int = 0
+
+
+class MemoryLimiter:
+    """Limits kept in this process's memory: exact for one process, multiplied by N processes."""
+
+    def __init__(
+        self,
+        usage: UsageStore | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.usage = usage
+        self.clock = clock
+        self.wall = wall
+        self._keys: dict[str, _KeyState] = {}
+
+    def describe(self) -> str:
+        return "memory"
+
+    async def acquire(self, key: KeyRecord, reserve: int) -> Ticket:
+        limits = key.limits
+        if not limits.any:
+            return _unlimited(key)
+        state = self._keys.get(key.id)
+        if state is None:
+            state = self._keys[key.id] = _KeyState()
+        wall = self.wall()
+        if not state.seeded:
+            await self._seed(key.id, state, wall)
+        self._roll_periods(state, wall)
+        reserve = min(reserve, limits.tpm) if limits.tpm else reserve
+        d = self._check(limits, state, reserve, self.clock())
+        if not d.allowed:
+            raise refusal(limits, d, wall)
+        return Ticket(key.id, limits, reserve, headers=rate_headers(limits, d), checked=True)
+
+    def _check(self, limits: Limits, st: _KeyState, reserve: int, now: float) -> Decision:
+        for reason, budget, used in (
+            (BUDGET_DAY, limits.budget_day, st.day_used),
+            (BUDGET_MONTH, limits.budget_month, st.month_used),
+            (BUDGET_TOTAL, limits.budget_total, st.total_used),
+        ):
+            if budget is not None and used >= budget:
+                return Decision(False, reason)
+        d = Decision(True)
+        new_tat = 0.0
+        if limits.rpm:
+            period = 60.0 / limits.rpm
+            tat = max(st.tat, now)
+            if tat - (60.0 - period) > now:
+                return Decision(False, REQUESTS, tat - (60.0 - period) - now, 0, tat - now)
+            new_tat = tat + period
+            d.requests_remaining = math.floor((60.0 - (new_tat - now)) / period + 1e-9)
+            d.requests_reset = new_tat - now
+        level = 0.0
+        if limits.tpm:
+            rate = limits.tpm / 60.0
+            level = st.tokens if st.tokens is not None else float(limits.tpm)
+            level = min(float(limits.tpm), level + (now - st.tokens_at) * rate)
+            if level < reserve:
+                return Decision(
+                    False, TOKENS, (reserve - level) / rate, d.requests_remaining, d.requests_reset
+                )
+            level -= reserve
+            d.tokens_remaining = math.floor(level)
+            d.tokens_reset = (limits.tpm - level) / rate
+        if limits.concurrency and st.inflight >= limits.concurrency:
+            return Decision(False, CONCURRENCY, 1.0)
+        if limits.rpm:
+            st.tat = new_tat
+        if limits.tpm:
+            st.tokens, st.tokens_at = level, now
+        st.inflight += 1
+        return d
+
+    async def _seed(self, key_id: str, st: _KeyState, wall: float) -> None:
+        st.day, st.month = period_starts(wall)
+        if self.usage is not None:
+            st.day_used, st.month_used, st.total_used = await self.usage.tokens_since(
+                key_id, st.day, st.month, 0
+            )
+        st.seeded = True
+
+    @staticmethod
+    def _roll_periods(st: _KeyState, wall: float) -> None:
+        day, month = period_starts(wall)
+        if day != st.day:
+            st.day, st.day_used = day, 0
+        if month != st.month:
+            st.month, st.month_used = month, 0
+
+    def settle(self, ticket: Ticket, used_tokens: int) -> None:
+        if not ticket.checked:
+            return
+        st = self._keys.get(ticket.key_id)
+        if st is None:
+            return
+        st.inflight = max(0, st.inflight - 1)
+        if ticket.limits.tpm and st.tokens is not None:
+            st.tokens = min(float(ticket.limits.tpm), st.tokens + ticket.reserved - used_tokens)
+        st.day_used += used_tokens
+        st.month_used += used_tokens
+        st.total_used += used_tokens
+
+    async def aclose(self) -> None:
+        return None
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(8)
+
+
+class LimiterDown(Exception):
+    """The shared limiter could not be asked."""
+
+
+def fail(mode: str, exc: BaseException, key: KeyRecord, on_open: Callable[[], None]) -> Ticket:
+    """What a request gets when the shared limiter is unreachable: served, or a 503."""
+    if mode == "closed":
+        raise Unavailable(
+            "The rate limiter is unavailable, and this gateway refuses requests until it is back.",
+            code="limiter_unavailable",
+        ) from exc
+    on_open()
+    return _unlimited(key)
+
+
+async def drain(tasks: set[asyncio.Task[None]]) -> None:
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,198 @@
+"""Two gateway processes sharing PostgreSQL and Redis: limits, budgets, usage and revocation
+hold across both. Needs the machine's PostgreSQL and Redis (CI has them)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from grok_api.config import Settings
+from grok_api.simulator import Simulator
+from grok_api.store import Database, KeyRecord, KeyStore, Limits
+
+from .conftest import ADMIN_KEY, UPSTREAM_KEY, free_socket, post_chat, run_async
+
+
+class Cluster:
+    def __init__(self, database_url: str, urls: list[str]) -> None:
+        self.database_url = database_url
+        self.urls = urls
+
+    def create_key(self, name: str, limits: Limits) -> tuple[KeyRecord, str]:
+        async def go() -> tuple[KeyRecord, str]:
+            db = await Database.open(self.db_url())
+            try:
+                return await KeyStore(db).create(name, limits=limits)
+            finally:
+                await db.close()
+
+        result: tuple[KeyRecord, str] = run_async(go())
+        return result
+
+    def db_url(self) -> str:
+        return Settings(_env_file=None, database_url=self.database_url).resolved_database_url()  # type: ignore[call-arg]
+
+    def stored_usage(self, key_id: str) -> tuple[int, int]:
+        async def go() -> tuple[int, int]:
+            db = await Database.open(self.db_url())
+            try:
+                async with db.engine.connect() as conn:
+                    row = (
+                        await conn.execute(
+                            sa.text(
+                                "SELECT COALESCE(SUM(requests), 0), COALESCE(SUM(prompt_tokens + completion_tokens), 0)"
+                                " FROM usage_hourly WHERE key_id = :k"
+                            ),
+                            {"k": key_id},
+                        )
+                    ).one()
+                return int(row[0]), int(row[1])
+            finally:
+                await db.close()
+
+        result: tuple[int, int] = run_async(go())
+        return result
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    sim: Simulator, postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GROK_API_", "XAI_"))}
+    env |= {
+        "GROK_API_DATABASE_URL": postgres_url,
+        "GROK_API_REDIS_URL": redis_url,
+        "GROK_API_XAI_BASE_URL": sim.base_url + "/v1",
+        "XAI_API_KEY": UPSTREAM_KEY,
+        "GROK_API_ADMIN_KEY": ADMIN_KEY,
+        "GROK_API_KEY_CACHE_TTL": "60",  # only the Redis announcement can make a revocation quick
+        "GROK_API_USAGE_FLUSH_INTERVAL": "0.5",
+        "GROK_API_DATA_DIR": str(tmp_path_factory.mktemp("cluster")),
+        "GROK_API_LOG_LEVEL": "WARNING",
+    }
+    procs, urls = [], []
+    for _ in range(2):
+        sock = free_socket()
+        port = sock.getsockname()[1]
+        sock.close()
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "grok_api", "serve", "--port", str(port)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        urls.append(f"http://127.0.0.1:{port}")
+    try:
+        for url in urls:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(url + "/ready").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, f"{url} did not start"
+                time.sleep(0.1)
+        yield Cluster(postgres_url, urls)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            # uvicorn shuts down gracefully, then re-raises SIGTERM: -15 is its clean exit
+            assert p.wait(30) in (0, -signal.SIGTERM)
+
+
+def test_both_instances_share_redis_limits(cluster: Cluster) -> None:
+    for url in cluster.urls:
+        assert httpx.get(url + "/ready").json()["checks"]["limits"] == "shared (redis)"
+
+
+def test_ten_per_minute_across_two_instances(cluster: Cluster) -> None:
+    _, key = cluster.create_key("rpm10", Limits(rpm=10))
+    targets = [cluster.urls[i % 2] for i in range(30)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        responses = list(pool.map(lambda url: post_chat(url, key), targets))
+    ok = [r for r in responses if r.status_code == 200]
+    refused = [r for r in responses if r.status_code == 429]
+    assert len(ok) == 10
+    assert len(refused) == 20
+    served_by = {str(r.url).split("/v1")[0] for r in ok}
+    assert served_by == set(cluster.urls)  # both instances served some of the ten
+    for r in refused:
+        assert int(r.headers["retry-after"]) >= 1
+        assert r.headers["x-ratelimit-limit-requests"] == "10"
+        assert r.headers["x-ratelimit-remaining-requests"] == "0"
+        assert r.json()["error"]["code"] == "rate_limit_requests"
+
+
+def test_token_budget_stops_the_key_on_both(cluster: Cluster) -> None:
+    record, key = cluster.create_key("budget", Limits(budget_total=30))
+    served_tokens = 0
+    for i in range(10):
+        r = post_chat(cluster.urls[i % 2], key, "spend it")
+        if r.status_code == 429:
+            break
+        assert r.status_code == 200
+        served_tokens += r.json()["usage"]["total_tokens"]
+        time.sleep(0.2)  # the charge is settled just after the answer is sent
+    assert served_tokens >= 30
+    for url in cluster.urls:
+        r = post_chat(url, key)
+        assert r.status_code == 429
+        assert r.json()["error"]["code"] == "insufficient_quota"
+    # and the usage both instances flushed to PostgreSQL adds up to what was served
+    deadline = time.monotonic() + 5
+    while cluster.stored_usage(record.id)[1] != served_tokens and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert cluster.stored_usage(record.id) == (served_tokens // 11, served_tokens)
+
+
+def test_usage_totals_equal_what_was_served(cluster: Cluster) -> None:
+    record, key = cluster.create_key("metered", Limits(rpm=1000))
+    served = [post_chat(cluster.urls[i % 2], key, f"message number {i}").json()["usage"] for i in range(20)]
+    total = sum(u["prompt_tokens"] + u["completion_tokens"] for u in served)
+    deadline = time.monotonic() + 5
+    while cluster.stored_usage(record.id) != (20, total) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert cluster.stored_usage(record.id) == (20, total)
+
+
+def test_revocation_on_one_is_refused_by_the_other_within_a_second(cluster: Cluster) -> None:
+    record, key = cluster.create_key("revoked", Limits())
+    a, b = cluster.urls
+    assert post_chat(b, key).status_code == 200  # B has the key cached for 60 s
+    r = httpx.post(f"{a}/admin/keys/{record.id}/revoke", headers={"x-api-key": ADMIN_KEY})
+    assert r.status_code == 200
+    started = time.monotonic()
+    while post_chat(b, key).status_code == 200:
+        assert time.monotonic() - started < 1.0, "B still served the revoked key after a second"
+        time.sleep(0.05)
+    assert post_chat(b, key).status_code == 401
+
+
+def test_cli_revocation_is_announced(cluster: Cluster, redis_url: str, tmp_path: Path) -> None:
+    record, key = cluster.create_key("cli-revoked", Limits())
+    assert post_chat(cluster.urls[0], key).status_code == 200
+    env = {**os.environ, "GROK_API_DATABASE_URL": cluster.database_url, "GROK_API_REDIS_URL": redis_url}
+    subprocess.run(
+        [sys.executable, "-m", "grok_api", "keys", "revoke", record.id],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    started = time.monotonic()
+    while post_chat(cluster.urls[0], key).status_code == 200:
+        assert time.monotonic() - started < 1.0
+        time.sleep(0.05)
