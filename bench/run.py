@@ -93,9 +93,9 @@ def wrk(
     }
 
 
-def gateway_key(env: dict[str, str]) -> str:
+def gateway_key(env: dict[str, str], *limits: str) -> str:
     out = subprocess.run(
-        [PY, "-m", "grok_api", "keys", "create", "--name", "bench", "--json"],
+        [PY, "-m", "grok_api", "keys", "create", "--name", "bench", "--json", *limits],
         env=env,
         capture_output=True,
         text=True,
@@ -105,20 +105,24 @@ def gateway_key(env: dict[str, str]) -> str:
     return key
 
 
-def measure(a: argparse.Namespace, split: bool) -> dict[str, dict[str, dict[str, float]]]:
-    """Starts the upstream, the pass-through and the gateway, and loads each in turn."""
-    up_port, pt_port, gw_port = free_port(), free_port(), free_port()
-    upstream = f"http://127.0.0.1:{up_port}"
-    data_dir = tempfile.mkdtemp(prefix="grok-api-bench-")
-    gw_env = {
-        **os.environ,
+def gateway_env(upstream: str, data_dir: str) -> dict[str, str]:
+    """The environment of a benchmarked gateway: a fresh store, the static upstream, quiet logs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GROK_API_")}
+    env |= {
         "GROK_API_DATA_DIR": data_dir,
         "GROK_API_XAI_BASE_URL": upstream + "/v1",
         "XAI_API_KEY": "bench-upstream-key",
         "GROK_API_LOG_LEVEL": "WARNING",
     }
-    for name in ("GROK_API_DATABASE_URL", "GROK_API_REDIS_URL"):
-        gw_env.pop(name, None)
+    return env
+
+
+def measure(a: argparse.Namespace, split: bool) -> dict[str, dict[str, dict[str, float]]]:
+    """Starts the upstream, the pass-through and the gateway, and loads each in turn."""
+    up_port, pt_port, gw_port = free_port(), free_port(), free_port()
+    upstream = f"http://127.0.0.1:{up_port}"
+    data_dir = tempfile.mkdtemp(prefix="grok-api-bench-")
+    gw_env = gateway_env(upstream, data_dir)
     plain = {"model": "grok-4", "messages": [{"role": "user", "content": "Say hello."}]}
     streamed = {**plain, "stream": True}
     up_args = [PY, str(HERE / "static_upstream.py"), "--port", str(up_port), "--chunks", str(a.chunks)]

@@ -208,3 +208,26 @@ async def test_redis_down(usage: UsageStore, mode: str) -> None:
 )
 def test_reset_text_is_openais_format(seconds: float, text: str) -> None:
     assert reset_text(seconds) == text
+
+
+async def test_scripts_are_loaded_again_after_redis_forgets_them(redis_url: str, usage: UsageStore) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    lim, k = RedisLimiter(client, usage), key(rpm=3)
+    await lim.acquire(k, 1)
+    await client.script_flush()  # as after a Redis restart
+    await lim.acquire(k, 1)
+    await lim.acquire(k, 1)
+    with pytest.raises(RateLimited):
+        await lim.acquire(k, 1)
+    await client.aclose()
+
+
+async def test_concurrent_checks_are_batched_and_exact(redis_url: str, usage: UsageStore) -> None:
+    import asyncio
+
+    client = aioredis.Redis.from_url(redis_url)
+    lim, k = RedisLimiter(client, usage), key(rpm=25)
+    results = await asyncio.gather(*(lim.acquire(k, 1) for _ in range(60)), return_exceptions=True)
+    assert sum(1 for r in results if not isinstance(r, BaseException)) == 25
+    assert all(isinstance(r, RateLimited) for r in results if isinstance(r, BaseException))
+    await client.aclose()

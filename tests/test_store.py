@@ -89,3 +89,37 @@ async def test_sqlite_file_is_owner_only(tmp_path: Path) -> None:
     await db.close()
     mode = stat.S_IMODE(os.stat(data / "grok-api.db").st_mode)
     assert mode == 0o600
+
+
+async def test_usage_upserts_add_up_without_lost_updates(store: KeyStore) -> None:
+    import asyncio
+
+    from grok_api.store import UsageRow, UsageStore
+
+    usage = UsageStore(store.db)
+    if not store.db.is_sqlite:
+        async with store.db.engine.begin() as conn:
+            await conn.execute(sa.text("DELETE FROM usage_hourly"))
+    hour = int(time.time()) // 3600 * 3600
+
+    def batch() -> list[UsageRow]:
+        return [
+            UsageRow(
+                "key_a", "grok-4", hour, requests=1, prompt_tokens=10, completion_tokens=5, reasoning_tokens=2
+            ),
+            UsageRow("key_a", "grok-3", hour, requests=2, errors=1, prompt_tokens=4, estimated_requests=1),
+        ]
+
+    # flushes from many "instances" at once, on the same rows
+    await asyncio.gather(*(usage.add(batch()) for _ in range(10)))
+    rows = {r["model"]: r for r in await usage.report(key_id="key_a")}
+    assert rows["grok-4"]["requests"] == 10
+    assert rows["grok-4"]["prompt_tokens"] == 100
+    assert rows["grok-4"]["total_tokens"] == 150
+    assert rows["grok-4"]["reasoning_tokens"] == 20
+    assert rows["grok-4"]["estimated"] is False
+    assert rows["grok-3"]["errors"] == 10
+    assert rows["grok-3"]["estimated"] is True
+    day_start = hour - hour % 86400
+    assert await usage.tokens_since("key_a", day_start, 0, hour + 3600) == [190, 190, 0]
+    assert await usage.report(key_id="key_a", since_hour=hour + 3600) == []

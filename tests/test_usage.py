@@ -211,3 +211,12 @@ def test_cli_update_and_usage(env: Env) -> None:
     assert post_chat(env.base_url, key).status_code == 429
     cleared = json.loads(cli("update", record.id, "--rpm", "0", "--json"))
     assert cleared["limits"]["rpm"] is None
+
+
+def test_workers_without_redis_are_flagged_in_ready(env: Env) -> None:
+    from .conftest import ServedApp, gateway_settings
+
+    settings = gateway_settings(env.settings.data_dir, env.sim, workers=3)
+    with ServedApp(settings) as served:
+        state = httpx.get(served.base_url + "/ready").json()["checks"]["limits"]
+    assert "3 workers multiply every per-key limit" in state

@@ -21,7 +21,6 @@ OpenAI's ``x-ratelimit-*`` headers for the limits its key has.
 
 from __future__ import annotations
 
-import asyncio
 import calendar
 import logging
 import math
@@ -189,9 +188,17 @@ class MemoryLimiter:
         self.clock = clock
         self.wall = wall
         self._keys: dict[str, _KeyState] = {}
+        self._periods = (0, 0, 0.0)  # day start, month start, and when they stop being current
 
     def describe(self) -> str:
         return "memory"
+
+    def _current_periods(self, wall: float) -> tuple[int, int]:
+        day, month, until = self._periods
+        if wall >= until or wall < day:
+            day, month = period_starts(wall)
+            self._periods = (day, month, day + 86400.0)
+        return day, month
 
     async def acquire(self, key: KeyRecord, reserve: int) -> Ticket:
         limits = key.limits
@@ -250,16 +257,15 @@ class MemoryLimiter:
         return d
 
     async def _seed(self, key_id: str, st: _KeyState, wall: float) -> None:
-        st.day, st.month = period_starts(wall)
+        st.day, st.month = self._current_periods(wall)
         if self.usage is not None:
             st.day_used, st.month_used, st.total_used = await self.usage.tokens_since(
                 key_id, st.day, st.month, 0
             )
         st.seeded = True
 
-    @staticmethod
-    def _roll_periods(st: _KeyState, wall: float) -> None:
-        day, month = period_starts(wall)
+    def _roll_periods(self, st: _KeyState, wall: float) -> None:
+        day, month = self._current_periods(wall)
         if day != st.day:
             st.day, st.day_used = day, 0
         if month != st.month:
@@ -299,8 +305,3 @@ def fail(mode: str, exc: BaseException, key: KeyRecord, on_open: Callable[[], No
         ) from exc
     on_open()
     return _unlimited(key)
-
-
-async def drain(tasks: set[asyncio.Task[None]]) -> None:
-    if tasks:
-        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,20 +1,22 @@
 """The shared limiter: every instance asks Redis, one atomic Lua script per check.
 
-The script reads Redis's own clock (``TIME``), so instances with skewed clocks agree. Each
-API key's state lives under keys hash-tagged ``{gk:<key id>}``, so one script only touches
-one Cluster slot. Settling (refund/charge of the token reservation, the in-flight slot, the
+The script reads Redis's own clock (``TIME``, also for the UTC day and month of the budgets),
+so instances with skewed clocks agree. Each API key's state is one hash (plus a sorted set of
+requests in flight), hash-tagged ``{gk:<key id>}``, so one script touches one Cluster slot. Settling (refund/charge of the token reservation, the in-flight slot, the
 budget counters) is a second script, run after the answer is sent, off the request's path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from .limits import Decision, Ticket, fail, new_request_id, period_starts, rate_headers, refusal
 from .store.keys import KeyRecord, Limits
@@ -22,27 +24,46 @@ from .store.usage import UsageStore
 
 log = logging.getLogger(__name__)
 
-# KEYS: rpm, tpm, inflight, used:day, used:month, used:total
-# ARGV: rpm, tpm, concurrency, budget_day, budget_month, budget_total, reserve, request id, in-flight ttl ms
-# -> {allowed, reason, retry_ms, requests_remaining, requests_reset_ms, tokens_remaining, tokens_reset_ms}
-# reason 9: a budget counter is missing (first use, or Redis lost it): seed it from the store, ask again.
-_ACQUIRE = """
+# Every key's state is one hash, {gk:<id>}: tat (GCRA), level/at (token bucket), and the
+# budget counters day/day_used, month/month_used, total_used. In-flight requests are a sorted
+# set beside it (member: request id, score: when the hold lapses, should a process die).
+_CLOCK = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local z = math.floor(tonumber(t[1]) / 86400)
+local day = z
+z = z + 719468
+local era = math.floor(z / 146097)
+local doe = z - era * 146097
+local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+local mp = math.floor((5 * doy + 2) / 153)
+local mon = (mp < 10) and (mp + 3) or (mp - 9)
+local year = yoe + era * 400 + ((mon <= 2) and 1 or 0)
+local month = year * 12 + mon - 1
+"""
+
+# KEYS: state hash, in-flight set
+# ARGV: rpm, tpm, concurrency, budget_day, budget_month, budget_total, reserve, request id, in-flight ttl ms
+# -> {allowed, reason, retry_ms, requests_remaining, requests_reset_ms, tokens_remaining, tokens_reset_ms}
+# reason 9: the budget counters are missing (first use, or Redis lost them): seed them, ask again.
+_ACQUIRE = (
+    _CLOCK
+    + """
 local rpm, tpm, conc = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local budgets = {tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])}
+local bd, bm, bt = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local reserve, rid, ttl = tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9])
-for i = 1, 3 do
-  if budgets[i] > 0 then
-    local used = redis.call('GET', KEYS[3 + i])
-    if not used then return {0, 9, 0, -1, 0, -1, 0} end
-    if tonumber(used) >= budgets[i] then return {0, 3 + i, 0, -1, 0, -1, 0} end
-  end
+local s = redis.call('HMGET', KEYS[1], 'tat', 'level', 'at', 'day', 'day_used', 'month', 'month_used', 'total_used')
+if (bd > 0 or bm > 0 or bt > 0) then
+  if not s[8] then return {0, 9, 0, -1, 0, -1, 0} end
+  if bd > 0 and tonumber(s[4]) == day and tonumber(s[5]) >= bd then return {0, 4, 0, -1, 0, -1, 0} end
+  if bm > 0 and tonumber(s[6]) == month and tonumber(s[7]) >= bm then return {0, 5, 0, -1, 0, -1, 0} end
+  if bt > 0 and tonumber(s[8]) >= bt then return {0, 6, 0, -1, 0, -1, 0} end
 end
 local rq_left, rq_reset, new_tat = -1, 0, 0
 if rpm > 0 then
   local period = 60000 / rpm
-  local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
+  local tat = math.max(tonumber(s[1]) or 0, now)
   if tat - (60000 - period) > now then
     return {0, 1, math.ceil(tat - (60000 - period) - now), 0, math.ceil(tat - now), -1, 0}
   end
@@ -53,8 +74,7 @@ end
 local level, tk_left, tk_reset = 0, -1, 0
 if tpm > 0 then
   local rate = tpm / 60000
-  local b = redis.call('HMGET', KEYS[2], 'level', 'at')
-  level = math.min(tpm, (tonumber(b[1]) or tpm) + (now - (tonumber(b[2]) or now)) * rate)
+  level = math.min(tpm, (tonumber(s[2]) or tpm) + (now - (tonumber(s[3]) or now)) * rate)
   if level < reserve then
     return {0, 2, math.ceil((reserve - level) / rate), rq_left, rq_reset, math.floor(level), 0}
   end
@@ -63,69 +83,82 @@ if tpm > 0 then
   tk_reset = math.ceil((tpm - level) / rate)
 end
 if conc > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-  if redis.call('ZCARD', KEYS[3]) >= conc then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  if redis.call('ZCARD', KEYS[2]) >= conc then
     return {0, 3, 1000, rq_left, rq_reset, tk_left, tk_reset}
   end
+  redis.call('ZADD', KEYS[2], now + ttl, rid)
+  redis.call('PEXPIRE', KEYS[2], ttl + 1000)
 end
-if rpm > 0 then redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now) + 1000) end
-if tpm > 0 then
-  redis.call('HSET', KEYS[2], 'level', tostring(level), 'at', tostring(now))
-  redis.call('PEXPIRE', KEYS[2], 120000)
+if rpm > 0 and tpm > 0 then
+  redis.call('HSET', KEYS[1], 'tat', tostring(new_tat), 'level', tostring(level), 'at', tostring(now))
+elseif rpm > 0 then
+  redis.call('HSET', KEYS[1], 'tat', tostring(new_tat))
+elseif tpm > 0 then
+  redis.call('HSET', KEYS[1], 'level', tostring(level), 'at', tostring(now))
 end
-if conc > 0 then
-  redis.call('ZADD', KEYS[3], now + ttl, rid)
-  redis.call('PEXPIRE', KEYS[3], ttl + 1000)
-end
+redis.call('PEXPIRE', KEYS[1], 2764800000)
 return {1, 0, 0, rq_left, rq_reset, tk_left, tk_reset}
 """
+)
 
-# KEYS: as above. ARGV: tpm, reserved, used, request id, day ttl s, month ttl s, total ttl s
-_SETTLE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+# KEYS: as above. ARGV: tpm, reserved, used, request id
+_SETTLE = (
+    _CLOCK
+    + """
 local tpm, reserved, used = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local s = redis.call('HMGET', KEYS[1], 'level', 'at', 'day', 'day_used', 'month', 'month_used', 'total_used')
 if tpm > 0 then
   local rate = tpm / 60000
-  local b = redis.call('HMGET', KEYS[2], 'level', 'at')
-  local level = (tonumber(b[1]) or tpm) + (now - (tonumber(b[2]) or now)) * rate
+  local level = (tonumber(s[1]) or tpm) + (now - (tonumber(s[2]) or now)) * rate
   level = math.min(tpm, level + reserved - used)
-  redis.call('HSET', KEYS[2], 'level', tostring(level), 'at', tostring(now))
-  redis.call('PEXPIRE', KEYS[2], 120000)
+  redis.call('HSET', KEYS[1], 'level', tostring(level), 'at', tostring(now))
 end
-if ARGV[4] ~= '' then redis.call('ZREM', KEYS[3], ARGV[4]) end
-if used > 0 then
-  for i = 4, 6 do
-    if redis.call('EXISTS', KEYS[i]) == 1 then
-      redis.call('INCRBY', KEYS[i], used)
-      redis.call('EXPIRE', KEYS[i], tonumber(ARGV[1 + i]))
-    end
-  end
+if used > 0 and s[7] then
+  local d = (tonumber(s[3]) == day) and tonumber(s[4]) or 0
+  local m = (tonumber(s[5]) == month) and tonumber(s[6]) or 0
+  redis.call('HSET', KEYS[1], 'day', day, 'day_used', d + used, 'month', month, 'month_used', m + used,
+             'total_used', tonumber(s[7]) + used)
+end
+if ARGV[4] ~= '' then redis.call('ZREM', KEYS[2], ARGV[4]) end
+redis.call('PEXPIRE', KEYS[1], 2764800000)
+return 1
+"""
+)
+
+# KEYS: state hash. ARGV: day, day_used, month, month_used, total_used (from the store)
+_SEED = """
+if redis.call('HEXISTS', KEYS[1], 'total_used') == 0 then
+  redis.call('HSET', KEYS[1], 'day', ARGV[1], 'day_used', ARGV[2], 'month', ARGV[3], 'month_used', ARGV[4],
+             'total_used', ARGV[5])
 end
 return 1
 """
 
 _NEEDS_SEED = 9
-_DAY_TTL = 2 * 86400
-_MONTH_TTL = 32 * 86400
-_TOTAL_TTL = 7 * 86400  # re-read from the store after a week without use
 
 
-def _keys(key_id: str, now: float) -> list[str]:
-    day, month = period_starts(now)
+def _keys(key_id: str) -> list[str]:
     tag = f"grok-api:{{gk:{key_id}}}"
-    return [
-        f"{tag}:rpm",
-        f"{tag}:tpm",
-        f"{tag}:inflight",
-        f"{tag}:used:d{day}",
-        f"{tag}:used:m{month}",
-        f"{tag}:used:all",
-    ]
+    return [tag, f"{tag}:inflight"]
+
+
+def _day_month(wall: float) -> tuple[int, int]:
+    """The day and month numbers the scripts use: days since the epoch, year * 12 + month - 1."""
+    t = time.gmtime(wall)
+    return int(wall // 86400), t.tm_year * 12 + t.tm_mon - 1
+
+
+_Call = tuple[str, list[str], list[int | str], "asyncio.Future[Any] | None"]
 
 
 class RedisLimiter:
-    """Limits shared by every instance through Redis."""
+    """Limits shared by every instance through Redis.
+
+    Calls are *batched*: the checks and settlements queued during one turn of the event loop
+    go to Redis in one pipelined write (each still its own atomic script, each request still
+    one round trip), which is what keeps Redis from halving a busy gateway's throughput.
+    """
 
     def __init__(
         self,
@@ -141,9 +174,10 @@ class RedisLimiter:
         self.fail_mode = fail_mode
         self.inflight_ttl_ms = int(inflight_ttl * 1000)
         self.on_fail_open = on_fail_open
-        self._acquire = client.register_script(_ACQUIRE)
-        self._settle = client.register_script(_SETTLE)
-        self._pending: set[asyncio.Task[None]] = set()
+        self._scripts = {"acquire": _ACQUIRE, "settle": _SETTLE, "seed": _SEED}
+        self._sha = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in self._scripts.items()}  # noqa: S324 - Redis names scripts by SHA-1
+        self._calls: list[_Call] = []
+        self._flusher: asyncio.Task[None] | None = None
         self._last_warning = 0.0
 
     def describe(self) -> str:
@@ -154,15 +188,15 @@ class RedisLimiter:
         if not limits.any:
             return Ticket(key.id, limits)
         wall = time.time()
-        keys = _keys(key.id, wall)
+        keys = _keys(key.id)
         reserve = min(reserve, limits.tpm) if limits.tpm else reserve
         rid = new_request_id()
         args: list[int | str] = [*_limit_args(limits), reserve, rid, self.inflight_ttl_ms]
         try:
-            raw = await self._acquire(keys=keys, args=args)
+            raw = await self._call("acquire", keys, args)
             if raw[1] == _NEEDS_SEED:
                 await self._seed(key.id, keys, wall)
-                raw = await self._acquire(keys=keys, args=args)
+                raw = await self._call("acquire", keys, args)
         except (RedisError, OSError) as exc:
             self._warn(exc)
             return fail(self.fail_mode, exc, key, self.on_fail_open)
@@ -176,35 +210,58 @@ class RedisLimiter:
         )
 
     async def _seed(self, key_id: str, keys: list[str], wall: float) -> None:
-        """Budget counters Redis lacks are read from the store (``SET NX``: a racing seed is kept)."""
+        """Budget counters Redis lacks are read from the store (a racing seed is kept)."""
         day_start, month_start = period_starts(wall)
         used = await self.usage.tokens_since(key_id, day_start, month_start, 0) if self.usage else [0, 0, 0]
-        async with self.client.pipeline(transaction=False) as pipe:
-            for name, value, ttl in zip(keys[3:], used, (_DAY_TTL, _MONTH_TTL, _TOTAL_TTL), strict=True):
-                pipe.set(name, value, nx=True, ex=ttl)
-            await pipe.execute()
+        day, month = _day_month(wall)
+        await self._call("seed", keys[:1], [day, used[0], month, used[1], used[2]])
 
     def settle(self, ticket: Ticket, used_tokens: int) -> None:
+        """Queues the settlement: it goes with the next batch, after the answer was sent."""
         if not ticket.checked:
             return
-        task = asyncio.create_task(self._do_settle(ticket, used_tokens))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        args: list[int | str] = [ticket.limits.tpm or 0, ticket.reserved, used_tokens, ticket.request_id]
+        self._enqueue(("settle", _keys(ticket.key_id), args, None))
 
-    async def _do_settle(self, ticket: Ticket, used: int) -> None:
-        args: list[int | str] = [
-            ticket.limits.tpm or 0,
-            ticket.reserved,
-            used,
-            ticket.request_id,
-            _DAY_TTL,
-            _MONTH_TTL,
-            _TOTAL_TTL,
-        ]
-        try:
-            await self._settle(keys=_keys(ticket.key_id, time.time()), args=args)
-        except (RedisError, OSError) as exc:
-            self._warn(exc)
+    def _call(self, script: str, keys: list[str], args: list[int | str]) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._enqueue((script, keys, args, fut))
+        return fut
+
+    def _enqueue(self, call: _Call) -> None:
+        self._calls.append(call)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # let the calls of this turn of the loop join the batch
+        while self._calls:
+            batch, self._calls = self._calls, []
+            try:
+                results = await self._run(batch)
+            except (RedisError, OSError) as exc:
+                self._warn(exc)
+                results = [exc] * len(batch)
+            for (_, _, _, fut), result in zip(batch, results, strict=True):
+                if fut is None or fut.done():
+                    continue
+                if isinstance(result, BaseException):
+                    fut.set_exception(result)
+                else:
+                    fut.set_result(result)
+
+    async def _run(self, batch: list[_Call]) -> list[Any]:
+        for attempt in (1, 2):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for script, keys, args, _ in batch:
+                    pipe.evalsha(self._sha[script], len(keys), *keys, *args)
+                results: list[Any] = await pipe.execute(raise_on_error=False)
+            if attempt == 1 and any(isinstance(r, NoScriptError) for r in results):
+                for body in self._scripts.values():  # Redis restarted or was flushed: load them again
+                    await self.client.script_load(body)
+                continue
+            return results
+        raise AssertionError("unreachable")
 
     def _warn(self, exc: BaseException) -> None:
         now = time.monotonic()
@@ -215,8 +272,11 @@ class RedisLimiter:
             )
 
     async def aclose(self) -> None:
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
+        """Waits for the queued settlements (so nothing is lost at shutdown)."""
+        while self._flusher is not None and not self._flusher.done():
+            await self._flusher
+        if self._calls:
+            await self._flush()
 
 
 def _limit_args(limits: Limits) -> list[int]:
