@@ -192,9 +192,15 @@ def gateway_settings(data_dir: Path, sim: Simulator, **overrides: Any) -> Settin
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+WEB_SSO = "sso-test-session-value"
+WEB_AGENT = "Mozilla/5.0 (TestBrowser) Gecko/20100101"
+WEB_COOKIES = f"sso={WEB_SSO}; sso-rw={WEB_SSO}; cf_clearance=cf-test-clearance"
+
+
 @pytest.fixture(scope="session")
 def sim() -> Iterator[Simulator]:
-    with SimulatorThread(SimulatorConfig(xai_api_key=UPSTREAM_KEY)) as s:
+    config = SimulatorConfig(xai_api_key=UPSTREAM_KEY, web_cookie=WEB_SSO, web_user_agent=WEB_AGENT)
+    with SimulatorThread(config) as s:
         yield s
 
 

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 import sqlalchemy as sa
 
@@ -20,13 +21,14 @@ from grok_api.config import Settings
 from grok_api.simulator import Simulator
 from grok_api.store import Database, KeyRecord, KeyStore, Limits
 
-from .conftest import ADMIN_KEY, UPSTREAM_KEY, free_socket, post_chat, run_async
+from .conftest import ADMIN_KEY, UPSTREAM_KEY, WEB_AGENT, WEB_COOKIES, free_socket, post_chat, run_async
 
 
 class Cluster:
-    def __init__(self, database_url: str, urls: list[str]) -> None:
+    def __init__(self, database_url: str, urls: list[str], sim: Simulator) -> None:
         self.database_url = database_url
         self.urls = urls
+        self.sim = sim
 
     def create_key(self, name: str, limits: Limits) -> tuple[KeyRecord, str]:
         async def go() -> tuple[KeyRecord, str]:
@@ -79,6 +81,9 @@ def cluster(
         "GROK_API_USAGE_FLUSH_INTERVAL": "0.5",
         "GROK_API_DATA_DIR": str(tmp_path_factory.mktemp("cluster")),
         "GROK_API_LOG_LEVEL": "WARNING",
+        "GROK_API_WEB_BASE_URL": sim.base_url,
+        "GROK_API_WEB_COOKIES": WEB_COOKIES,
+        "GROK_API_WEB_USER_AGENT": WEB_AGENT,
     }
     procs, urls = [], []
     for _ in range(2):
@@ -105,7 +110,7 @@ def cluster(
                     pass
                 assert time.monotonic() < deadline, f"{url} did not start"
                 time.sleep(0.1)
-        yield Cluster(postgres_url, urls)
+        yield Cluster(postgres_url, urls, sim)
     finally:
         for p in procs:
             p.terminate()
@@ -196,3 +201,20 @@ def test_cli_revocation_is_announced(cluster: Cluster, redis_url: str, tmp_path:
     while post_chat(cluster.urls[0], key).status_code == 200:
         assert time.monotonic() - started < 1.0
         time.sleep(0.05)
+
+
+def test_a_grok_com_conversation_continues_on_the_other_instance(cluster: Cluster) -> None:
+    _, key = cluster.create_key("web-cluster", Limits())
+    a, b = (openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0) for url in cluster.urls)
+    messages: list[dict[str, str]] = []
+    start = len(cluster.sim.requests)
+    for turn, client in enumerate([a, b, a, b], start=1):
+        messages.append({"role": "user", "content": f"turn {turn} text"})
+        r = client.chat.completions.create(model="web/grok-3", messages=messages)  # type: ignore[arg-type]
+        assert r.choices[0].message.content == f"[turn {turn}] You said: turn {turn} text"
+        messages.append({"role": "assistant", "content": r.choices[0].message.content})
+    for c in (a, b):
+        c.close()
+    paths = [p for u, p, _ in list(cluster.sim.requests)[start:] if u == "web"]
+    assert paths[0].endswith("/new")
+    assert all(p.endswith("/responses") for p in paths[1:])

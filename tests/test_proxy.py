@@ -78,3 +78,24 @@ def test_upstream_calls_go_through_the_http_proxy(env: Env, proxy: ForwardProxy,
             text = result.choices[0].message.content  # type: ignore[union-attr]
     assert text == "[turn 1] You said: via proxy"
     assert proxy.seen == [f"POST {env.sim.base_url}/v1/chat/completions"]
+
+
+def test_grok_com_calls_go_through_the_http_proxy(env: Env, proxy: ForwardProxy) -> None:
+    from .conftest import WEB_AGENT, WEB_COOKIES
+
+    settings = gateway_settings(
+        env.settings.data_dir,
+        env.sim,
+        proxy=f"http://127.0.0.1:{proxy.port}",
+        web_cookies=WEB_COOKIES,
+        web_user_agent=WEB_AGENT,
+        web_base_url=env.sim.base_url,
+    )
+    with ServedApp(settings) as served:
+        _, key = env.create_key("proxied-web")
+        client = env.client(key, base_url=served.base_url + "/v1")
+        r = client.chat.completions.create(
+            model="web/grok-4", messages=[{"role": "user", "content": "via proxy"}]
+        )
+    assert r.choices[0].message.content == "[turn 1] You said: via proxy"
+    assert proxy.seen == [f"POST {env.sim.base_url}/rest/app-chat/conversations/new"]

@@ -25,9 +25,8 @@ from .errors import GatewayError, InvalidRequest, for_status
 from .limits import MemoryLimiter, RateLimiter
 from .limits_redis import RedisLimiter
 from .metrics import Metrics
-from .router import Router
 from .store import Database, KeyStore, UsageStore
-from .upstreams.xai import XAIUpstream
+from .upstreams.registry import build_router
 from .usage import UsageRecorder
 
 log = logging.getLogger(__name__)
@@ -70,25 +69,6 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(GatewayError("The gateway failed to handle this request."))
 
 
-def build_router(
-    settings: Settings, *, xai_base_url: str | None = None, xai_api_key: str | None = None
-) -> Router:
-    router = Router(models_ttl=settings.models_cache_ttl)
-    key = xai_api_key or (settings.xai_api_key.get_secret_value() if settings.xai_api_key else None)
-    router.add(
-        XAIUpstream(
-            base_url=xai_base_url or settings.xai_base_url,
-            api_key=key,
-            proxy=settings.proxy,
-            connect_timeout=settings.upstream_connect_timeout,
-            read_timeout=settings.upstream_read_timeout,
-            max_connections=settings.upstream_max_connections,
-        ),
-        default=True,
-    )
-    return router
-
-
 async def _stop(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -117,15 +97,14 @@ def build_limiter(
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     async with AsyncExitStack() as stack:
-        xai_base_url = None
-        xai_key = None
+        demo_url = None
         if settings.demo:
             from .simulator import Simulator
 
             sim = Simulator()
             await sim.start()
             stack.push_async_callback(sim.stop)
-            xai_base_url, xai_key = sim.base_url + "/v1", "demo"
+            demo_url = sim.base_url
         db = await Database.open(settings.resolved_database_url(), pool_size=settings.database_pool_size)
         stack.push_async_callback(db.close)
         client = None
@@ -135,7 +114,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         metrics = Metrics()
         keys = KeyStore(db)
         auth = Authenticator(keys, ttl=settings.key_cache_ttl)
-        router = build_router(settings, xai_base_url=xai_base_url, xai_api_key=xai_key)
+        router = build_router(settings, demo_url=demo_url, redis=client)
         stack.push_async_callback(router.aclose)
         stack.push_async_callback(auth.flush_last_used)
         usage_store = UsageStore(db)

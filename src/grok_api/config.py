@@ -5,6 +5,7 @@ There is no import-time instance: ``Settings()`` is built by the CLI or by ``cre
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -38,6 +39,14 @@ class Settings(BaseSettings):
     xai_base_url: str = "https://api.x.ai/v1"
     web_base_url: str = "https://grok.com"
     web_cookies: SecretStr | None = None
+    web_user_agent: str | None = None
+    web_headers: SecretStr | None = None  # a JSON object of extra headers copied from the browser
+    web_models_file: Path | None = None
+    web_assets_url: str = "https://assets.grok.com"
+    web_thinking: Literal["reasoning", "inline", "hidden"] = "reasoning"
+    routes: str | None = None  # "alias=upstream/model,…"
+    default_upstream: Literal["auto", "xai", "web"] = "auto"
+    conversation_ttl: float = Field(default=7 * 86400.0, gt=0)
     proxy: str | None = None
 
     data_dir: Path = Field(default_factory=_default_data_dir)
@@ -61,7 +70,7 @@ class Settings(BaseSettings):
     log_format: str = Field(default="json", pattern="^(json|text)$")
     access_log: bool = False
 
-    @field_validator("proxy", "redis_url", "database_url", mode="before")
+    @field_validator("proxy", "redis_url", "database_url", "web_user_agent", "routes", mode="before")
     @classmethod
     def _blank_is_none(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v
@@ -84,3 +93,25 @@ class Settings(BaseSettings):
             if url.startswith(plain):
                 return driver + url[len(plain) :]
         return url
+
+    def web_extra_headers(self) -> dict[str, str]:
+        if self.web_headers is None or not self.web_headers.get_secret_value().strip():
+            return {}
+        try:
+            parsed = json.loads(self.web_headers.get_secret_value())
+        except json.JSONDecodeError as exc:
+            raise ValueError("GROK_API_WEB_HEADERS must be a JSON object of header names to values") from exc
+        if not isinstance(parsed, dict):
+            raise ValueError("GROK_API_WEB_HEADERS must be a JSON object of header names to values")
+        return {str(k): str(v) for k, v in parsed.items()}
+
+    def route_map(self) -> dict[str, str]:
+        """``GROK_API_ROUTES`` as {alias: "upstream/model"}."""
+        out: dict[str, str] = {}
+        for item in (self.routes or "").split(","):
+            if item.strip():
+                alias, sep, target = item.partition("=")
+                if not sep or "/" not in target:
+                    raise ValueError(f"GROK_API_ROUTES: '{item}' is not alias=upstream/model")
+                out[alias.strip()] = target.strip()
+        return out

@@ -1,9 +1,10 @@
 """Model id → upstream. Knows no HTTP framework.
 
-Each upstream is added under its name. A model id ``<name>/<model>`` (e.g. ``xai/grok-4``)
-goes to that upstream explicitly; any other id goes to the default upstream. ``models()`` is
-the union of what the upstreams list, cached for ``models_ttl`` seconds; an upstream that
-cannot list its models keeps its last good list.
+Each upstream is added under its name. A model id ``<name>/<model>`` (e.g. ``web/grok-4``)
+goes to that upstream explicitly; an alias from the route map (``GROK_API_ROUTES``, e.g.
+``grok-4-web=web/grok-4``) goes where it points; any other id goes to the default upstream.
+``models()`` is the union of what the upstreams list plus the aliases, cached for
+``models_ttl`` seconds; an upstream that cannot list its models keeps its last good list.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ log = logging.getLogger(__name__)
 
 
 class Router:
-    def __init__(self, *, models_ttl: float = 300.0) -> None:
+    def __init__(self, *, models_ttl: float = 300.0, aliases: dict[str, str] | None = None) -> None:
+        self.aliases = dict(aliases or {})
         self.upstreams: dict[str, Upstream] = {}
         self.default: Upstream | None = None
         self.models_ttl = models_ttl
@@ -33,6 +35,7 @@ class Router:
 
     def route(self, model: str) -> tuple[Upstream, str]:
         """The upstream for ``model`` and the model id to ask it for."""
+        model = self.aliases.get(model, model)
         prefix, sep, rest = model.partition("/")
         if sep and rest and prefix in self.upstreams:
             return self.upstreams[prefix], rest
@@ -49,6 +52,10 @@ class Router:
                 if cached is None or cached[0] <= now:
                     cached = await self._refresh(name, upstream, cached, now)
                 out.extend(cached[1])
+            owners = {m.id: m.owned_by for m in out}
+            for alias, target in self.aliases.items():
+                owner = owners.get(target) or owners.get(target.partition("/")[2]) or target.partition("/")[0]
+                out.append(ModelInfo(id=alias, owned_by=owner))
             return out
 
     async def _refresh(

@@ -2,7 +2,7 @@
 
 ``Simulator(config).start(host, port)`` serves on the running loop; ``SimulatorThread`` runs
 one on its own loop in a thread (tests, ``serve --demo``). Besides the upstream routes it
-answers ``GET /_sim/stats`` (counters) and ``GET /_sim/requests`` (the last request bodies it
+(xAI's API under ``/v1``, grok.com's web chat under ``/rest/app-chat``) answers ``GET /_sim/stats`` (counters) and ``GET /_sim/requests`` (the last request bodies it
 received), so a test can see exactly what the gateway sent upstream.
 """
 
@@ -17,12 +17,14 @@ from typing import Any
 
 from aiohttp import web
 
-from . import xai
+from . import grok_web, xai
 
 
 @dataclass(slots=True)
 class SimulatorConfig:
     xai_api_key: str | None = None
+    web_cookie: str | None = None  # the sso value a web request must carry (None: any)
+    web_user_agent: str | None = None  # the user agent it must carry (None: any)
     first_token_latency: float = 0.0
     token_rate: float = 0.0
     keep_requests: int = 200
@@ -55,6 +57,7 @@ class Simulator:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.add_routes(xai.routes(self))
+        app.add_routes(grok_web.routes(self))
         app.add_routes([web.get("/_sim/stats", self._stats), web.get("/_sim/requests", self._requests)])
         return app
 

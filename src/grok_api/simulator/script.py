@@ -12,6 +12,7 @@ or with the same ``key=value`` pairs in an ``X-Sim`` header (the header wins). K
 ``latency`` seconds before the first token; ``rate`` tokens per second (0 = no pacing)
 ``tool``    ``1``: answer with a call of the first tool in ``tools``
 ``think``   ``1``/``0``: emit reasoning tokens, whatever the model
+``images``  (grok.com) the answer carries N generated image links
 
 Without ``tokens``, the answer is ``[turn N] You said: <last user text>``, where N counts the
 user messages: a test can see both the prompt and the history it was sent with.
@@ -42,6 +43,7 @@ class Directives:
     rate: float | None = None
     tool: bool = False
     think: bool | None = None
+    images: int = 0
 
     @classmethod
     def parse(cls, text: str, header: str | None = None) -> Directives:
@@ -58,6 +60,7 @@ class Directives:
         d.latency = _float(pairs.get("latency"))
         d.rate = _float(pairs.get("rate"))
         d.tool = pairs.get("tool") in ("1", "true", "yes")
+        d.images = _int(pairs.get("images"), 0)
         if "think" in pairs:
             d.think = pairs["think"] in ("1", "true", "yes")
         return d

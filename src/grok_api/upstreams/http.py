@@ -4,10 +4,50 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import aiohttp
 
 from ..errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+
+
+@dataclass(slots=True, frozen=True)
+class HTTPOptions:
+    """How an upstream's connections are made: proxy, timeouts, pool size."""
+
+    proxy: str | None = None
+    connect_timeout: float = 10.0
+    read_timeout: float = 600.0
+    max_connections: int = 512
+
+
+class PooledClient:
+    """One pooled aiohttp session for an upstream's life; ``proxy`` goes with each request."""
+
+    def __init__(self, options: HTTPOptions) -> None:
+        self.session, self.proxy = make_session(
+            proxy=options.proxy,
+            connect_timeout=options.connect_timeout,
+            read_timeout=options.read_timeout,
+            max_connections=options.max_connections,
+        )
+
+    async def aclose(self) -> None:
+        await self.session.close()
+
+
+async def read_lines(resp: aiohttp.ClientResponse) -> AsyncIterator[list[bytes]]:
+    """The body's complete lines, one list per network read (the last may lack its newline)."""
+    buf = b""
+    async for data in resp.content.iter_any():
+        buf += data
+        if b"\n" not in data:
+            continue
+        lines = buf.split(b"\n")
+        buf = lines.pop()
+        yield lines
+    if buf:
+        yield [buf]
 
 
 def make_session(

@@ -23,7 +23,7 @@ from ..errors import (
     UpstreamUnavailable,
 )
 from .base import ChatRequest, Event, Finish, ModelInfo, ReasoningDelta, TextDelta, ToolCallDelta, Usage
-from .http import converted, make_session
+from .http import HTTPOptions, PooledClient, converted, read_lines
 
 _ERROR_BODY_LIMIT = 64 * 1024
 
@@ -36,10 +36,7 @@ class XAIUpstream:
         *,
         base_url: str,
         api_key: str | None,
-        proxy: str | None = None,
-        connect_timeout: float = 10.0,
-        read_timeout: float = 600.0,
-        max_connections: int = 512,
+        http: HTTPOptions | None = None,
         name: str = "xai",
     ) -> None:
         self.name = name
@@ -47,15 +44,11 @@ class XAIUpstream:
         self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
-        self._session, self._proxy = make_session(
-            proxy=proxy,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            max_connections=max_connections,
-        )
+        self._client = PooledClient(http or HTTPOptions())
+        self._session, self._proxy = self._client.session, self._client.proxy
 
     async def aclose(self) -> None:
-        await self._session.close()
+        await self._client.aclose()
 
     async def models(self) -> list[ModelInfo]:
         async with (
@@ -107,13 +100,7 @@ def _loads(raw: bytes, upstream: str) -> Any:
 async def _sse_events(resp: aiohttp.ClientResponse, upstream: str) -> AsyncIterator[list[Event]]:
     """Decodes an OpenAI-format SSE body, one batch of Events per network read."""
     decoder = ChunkDecoder(upstream)
-    buf = b""
-    async for data in resp.content.iter_any():
-        buf += data
-        if b"\n" not in data:
-            continue
-        lines = buf.split(b"\n")
-        buf = lines.pop()
+    async for lines in read_lines(resp):
         events = decoder.feed(lines)
         if events:
             yield events
@@ -121,12 +108,6 @@ async def _sse_events(resp: aiohttp.ClientResponse, upstream: str) -> AsyncItera
             raise decoder.error
         if decoder.done:
             return
-    if buf:
-        events = decoder.feed([buf])
-        if events:
-            yield events
-    if decoder.error is not None:
-        raise decoder.error
     if not decoder.done:
         raise UpstreamError(f"{upstream} ended the stream before it was complete")
 
