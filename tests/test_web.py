@@ -211,6 +211,7 @@ def test_generated_images_become_markdown_links(client: openai.OpenAI) -> None:
         ("cloudflare", 502, "web_session_refused", "Cloudflare"),
         ("expired", 502, "web_session_expired", "GROK_API_WEB_COOKIES"),
         ("usage_limit", 429, "web_usage_limit", "usage limit"),
+        ("usage_limit_stream", 429, "web_usage_limit", "usage limit"),
         ("500", 502, "upstream_error", "grok.com failed"),
     ],
 )
@@ -227,7 +228,7 @@ def test_refusals_map_to_clear_errors(web: Env, fault: str, status: int, code: s
     assert says in err["message"]
     assert WEB_COOKIES not in r.text and "sso-test-session" not in r.text
     if status == 429:
-        assert r.headers["retry-after"] == "120"
+        assert r.headers["retry-after"] == ("120" if fault == "usage_limit" else "60")
 
 
 @pytest.mark.parametrize("fault", ["stream_error", "cut"])

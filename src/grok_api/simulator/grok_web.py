@@ -5,7 +5,8 @@
 simulator keeps every conversation as a tree of responses, so an answer can say how deep in
 its conversation it is: ``[turn N] You said: <message>`` proves the earlier turns were kept
 upstream, not resent. Directives in the message (``[sim …]``): ``fault=antibot|cloudflare|
-expired|usage_limit|stream_error|cut|500``, ``think=1`` (thinking tokens), ``images=N``.
+expired|usage_limit|usage_limit_stream|stream_error|cut|500``, ``think=1`` (thinking tokens), ``images=N``; ``fault=usage_limit_stream`` refuses inside a
+200 answer (error code 8), as grok.com does for some limits.
 
 A request must carry the session cookie the simulator was given (``sso=…``, default: any
 ``sso``), and the user agent too when one was given; otherwise it answers as grok.com does
@@ -201,6 +202,10 @@ async def _stream(
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})
     await resp.prepare(request)
     await asyncio.sleep(sim.config.first_token_latency)
+    if d.fault == "usage_limit_stream":  # refused inside a 200 answer, before any token
+        await resp.write(wrap({"error": _USAGE_LIMIT["error"]}))
+        await resp.write_eof()
+        return resp
     for i, line in enumerate(lines):
         if cut is not None and i == cut:
             if d.fault == "stream_error":
