@@ -184,6 +184,11 @@ def gateway_settings(data_dir: Path, sim: Simulator, **overrides: Any) -> Settin
         "xai_api_key": UPSTREAM_KEY,
         "upstream_read_timeout": 2.0,
         "upstream_connect_timeout": 2.0,
+        "upstream_first_byte_timeout": 2.0,
+        # the shared gateway maps each fault straight to its status; test_resilience.py covers
+        # retries, failover and breakers with gateways of its own
+        "upstream_retries": 0,
+        "breaker_threshold": 1000,
         "key_cache_ttl": 0.2,
         "admin_key": ADMIN_KEY,
         "log_format": "text",

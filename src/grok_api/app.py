@@ -13,8 +13,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from redis.asyncio import Redis
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__, keyevents, logs
 from .api import admin, chat, health, models
@@ -113,7 +114,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             stack.push_async_callback(client.aclose)
         metrics = Metrics()
         keys = KeyStore(db)
-        auth = Authenticator(keys, ttl=settings.key_cache_ttl)
+        auth = Authenticator(
+            keys, ttl=settings.key_cache_ttl, failures_per_minute=settings.auth_failures_per_minute
+        )
         router = build_router(settings, demo_url=demo_url, redis=client)
         stack.push_async_callback(router.aclose)
         stack.push_async_callback(auth.flush_last_used)
@@ -148,9 +151,20 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 class GatewayApp(FastAPI):
-    """FastAPI, with ``POST /v1/chat/completions`` served before FastAPI's routing (the hot path)."""
+    """FastAPI, with ``POST /v1/chat/completions`` served before FastAPI's routing (the hot path).
+
+    CORS, when configured, wraps both (it is off by default: browsers get no access).
+    """
+
+    entry: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.entry is not None:
+            await self.entry(scope, receive, send)
+        else:
+            await self.dispatch(scope, receive, send)
+
+    async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == chat.PATH and scope["method"] == "POST":
             await chat.chat_endpoint(self.state.gateway, scope, receive, send)
             return
@@ -168,6 +182,15 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         redoc_url=None,
     )
     app.state.settings = settings
+    if settings.cors_origins:
+        origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+        app.entry = CORSMiddleware(
+            app.dispatch,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["authorization", "content-type", "x-api-key"],
+            expose_headers=["retry-after", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests"],
+        )
     handlers: dict[Any, Any] = {
         GatewayError: _gateway_error,
         StarletteHTTPException: _http_error,

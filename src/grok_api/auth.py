@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 
-from .errors import AuthenticationFailed, PermissionDenied
+from .errors import AuthenticationFailed, PermissionDenied, RateLimited
 from .store.keys import KeyRecord, KeyStore, hash_key
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,48 @@ def key_from_headers(headers: Mapping[str, str]) -> str | None:
     return key.strip() if key and key.strip() else None
 
 
+class FailureThrottle:
+    """Counts failed authentications per client address; past the limit, that address is refused.
+
+    A sliding minute per address (kept for at most ``max_clients`` addresses, least recent
+    dropped). Guessing a 256-bit key is hopeless anyway; this keeps guessers from costing the
+    store a query each, and shows up as 429s in their logs rather than ours.
+    """
+
+    def __init__(self, per_minute: int, *, max_clients: int = 100_000) -> None:
+        self.per_minute = per_minute
+        self.max_clients = max_clients
+        self._failures: OrderedDict[str, list[float]] = OrderedDict()
+
+    def check(self, client: str) -> None:
+        times = self._failures.get(client)
+        if not times:
+            return
+        now = time.monotonic()
+        while times and times[0] <= now - 60:
+            times.pop(0)
+        if len(times) >= self.per_minute:
+            raise RateLimited(
+                "Too many failed authentications from this address; wait before trying again.",
+                retry_after=times[0] + 60 - now,
+                code="too_many_auth_failures",
+            )
+
+    def failed(self, client: str) -> None:
+        times = self._failures.setdefault(client, [])
+        self._failures.move_to_end(client)
+        times.append(time.monotonic())
+        if len(times) > self.per_minute:
+            del times[0]
+        while len(self._failures) > self.max_clients:
+            self._failures.popitem(last=False)
+
+
 class Authenticator:
-    def __init__(self, store: KeyStore, *, ttl: float, max_entries: int = 50_000) -> None:
+    def __init__(
+        self, store: KeyStore, *, ttl: float, max_entries: int = 50_000, failures_per_minute: int = 30
+    ) -> None:
+        self.throttle = FailureThrottle(failures_per_minute)
         self.store = store
         self.ttl = ttl
         self.max_entries = max_entries
@@ -44,15 +84,19 @@ class Authenticator:
         self._pending: dict[str, asyncio.Future[KeyRecord | None]] = {}
         self._last_used: dict[str, int] = {}
 
-    async def authenticate(self, headers: Mapping[str, str]) -> KeyRecord:
+    async def authenticate(self, headers: Mapping[str, str], client: str = "") -> KeyRecord:
+        """The key's record; 401 for a missing or bad key, 429 for an address that keeps failing."""
+        self.throttle.check(client)
         key = key_from_headers(headers)
         if key is None:
             raise AuthenticationFailed(_MISSING)
         record = await self._lookup(hash_key(key))
         if record is None:
+            self.throttle.failed(client)
             raise AuthenticationFailed("Incorrect API key provided.")
         status = record.status()
         if status != "active":
+            self.throttle.failed(client)
             raise AuthenticationFailed(f"This API key has been {status}.", code=f"key_{status}")
         self._last_used[record.id] = int(time.time())
         return record

@@ -63,6 +63,20 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     upstream_connect_timeout: float = Field(default=10.0, gt=0)
     upstream_read_timeout: float = Field(default=600.0, gt=0)
+    upstream_first_byte_timeout: float = Field(default=600.0, gt=0)
+    upstream_total_timeout: float = Field(default=3600.0, ge=0)
+    upstream_retries: int = Field(default=2, ge=0, le=10)
+    upstream_backoff_base: float = Field(default=0.25, ge=0)
+    upstream_backoff_max: float = Field(default=5.0, ge=0)
+    breaker_threshold: int = Field(default=5, ge=1)
+    breaker_reset: float = Field(default=30.0, gt=0)
+    sse_keepalive: float = Field(default=15.0, gt=0)
+    shutdown_grace: float = Field(default=30.0, ge=0)
+    max_messages: int = Field(default=2048, ge=1)
+    max_content_chars: int = Field(default=4_000_000, ge=1)
+    max_json_depth: int = Field(default=64, ge=2)
+    auth_failures_per_minute: int = Field(default=30, ge=1)
+    cors_origins: str | None = None  # comma-separated origins, or "*"; unset: no CORS
     upstream_max_connections: int = Field(default=512, ge=1)
     key_cache_ttl: float = Field(default=5.0, ge=0)
     models_cache_ttl: float = Field(default=300.0, ge=0)
@@ -70,7 +84,9 @@ class Settings(BaseSettings):
     log_format: str = Field(default="json", pattern="^(json|text)$")
     access_log: bool = False
 
-    @field_validator("proxy", "redis_url", "database_url", "web_user_agent", "routes", mode="before")
+    @field_validator(
+        "proxy", "redis_url", "database_url", "web_user_agent", "routes", "cors_origins", mode="before"
+    )
     @classmethod
     def _blank_is_none(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v

@@ -15,6 +15,7 @@ any of them into ``{"error": {"message", "type", "param", "code"}}``. Foreign ex
     ├── NotFound (404)
     │   └── ModelNotFound (404 model_not_found)
     ├── MethodNotAllowed (405)
+    ├── UnsupportedMediaType (415)
     ├── RateLimited (429, Retry-After)
     │   └── QuotaExceeded (429 insufficient_quota)
     ├── Unavailable (503, e.g. the shared limiter is down and limits fail closed)
@@ -104,6 +105,12 @@ class MethodNotAllowed(GatewayError):
     status = 405
     type = "invalid_request_error"
     code = "method_not_allowed"
+
+
+class UnsupportedMediaType(GatewayError):
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_media_type"
 
 
 class RateLimited(GatewayError):

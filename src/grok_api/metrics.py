@@ -24,6 +24,15 @@ class Metrics:
             "grok_api_usage_flush_errors", "Failed usage flushes (retried).", registry=r
         )
         self.tokens = Counter("grok_api_tokens", "Tokens charged to keys.", ["kind"], registry=r)
+        self.breaker_open = Gauge(
+            "grok_api_upstream_circuit_open",
+            "1 while a target's circuit breaker is open.",
+            ["upstream", "target"],
+            registry=r,
+        )
+        self.stream_errors = Counter(
+            "grok_api_stream_errors", "Streams cut by an upstream failure after they began.", registry=r
+        )
         self.usage_pending = Gauge(
             "grok_api_usage_pending_rows", "Usage rows waiting to be flushed.", registry=r
         )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections.abc import Generator
 
 import uvicorn
 from rich.console import Console
@@ -60,7 +62,7 @@ def run_server(settings: Settings, console: Console) -> None:
         "port": settings.port,
         "log_config": None,
         "access_log": settings.access_log,
-        "timeout_graceful_shutdown": 30,
+        "timeout_graceful_shutdown": settings.shutdown_grace,
         "server_header": False,
     }
     if settings.workers > 1:
@@ -76,4 +78,22 @@ def run_server(settings: Settings, console: Console) -> None:
         return
     from .app import create_app
 
-    uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+    config = uvicorn.Config(create_app(settings), **common)  # type: ignore[arg-type]
+    GracefulServer(config).run()
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn, but a SIGTERM/SIGINT that was handled gracefully ends the process with status 0.
+
+    uvicorn drains (stops accepting, lets requests finish within the grace period, then runs the
+    app's shutdown: usage flushed, pools closed) and then re-raises the signal, which makes the
+    exit status 143/130; a supervisor would read that as a crash.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                self._captured_signals.clear()

@@ -28,8 +28,11 @@ def _admin(request: Request) -> Gateway:
         raise PermissionDenied(
             "The admin API is off: set GROK_API_ADMIN_KEY to use it.", code="admin_disabled"
         )
+    client = request.client.host if request.client else ""
+    gw.auth.throttle.check(client)
     given = key_from_headers(request.headers) or ""
     if not hmac.compare_digest(given.encode(), configured.get_secret_value().encode()):
+        gw.auth.throttle.failed(client)
         raise AuthenticationFailed("The admin API needs the admin key (GROK_API_ADMIN_KEY).")
     return gw
 

@@ -15,26 +15,28 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
-from ..errors import GatewayError, InvalidRequest, PayloadTooLarge, RateLimited, UpstreamError
+from ..errors import (
+    GatewayError,
+    InvalidRequest,
+    PayloadTooLarge,
+    RateLimited,
+    UnsupportedMediaType,
+    UpstreamError,
+)
 from ..limits import Ticket
-from ..stream import Aggregator, ChunkEncoder, Tally, sse_error
+from ..stream import Aggregator, ChunkEncoder, Tally
 from ..upstreams.base import ChatRequest, Event
 from ..usage import estimate_prompt_tokens
 from .deps import Gateway
+from .responses import DisconnectWatch, JSONResponse, SSEResponse
 from .schemas import ChatCompletionRequest, validate_chat
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
 PATH = "/v1/chat/completions"
-_JSON_HEADERS = [(b"content-type", b"application/json")]
-_SSE_HEADERS = [
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-cache"),
-    (b"x-accel-buffering", b"no"),
-]
 
 
 class ClientGone(Exception):
@@ -44,7 +46,7 @@ class ClientGone(Exception):
 class Flight:
     """One request's bookkeeping: who asked, what was admitted, and what it amounted to."""
 
-    __slots__ = ("error", "key_id", "model", "prompt_estimate", "tally", "ticket")
+    __slots__ = ("error", "key_id", "model", "prompt_estimate", "tally", "ticket", "watch")
 
     def __init__(self) -> None:
         self.key_id = ""
@@ -53,6 +55,7 @@ class Flight:
         self.prompt_estimate = 0
         self.tally: Tally | None = None  # set once the upstream was asked
         self.error = False
+        self.watch: DisconnectWatch | None = None
 
     def headers(self) -> dict[str, str]:
         return self.ticket.headers if self.ticket is not None else {}
@@ -82,33 +85,46 @@ async def chat_endpoint(gw: Gateway, scope: Scope, receive: Receive, send: Send)
     """Serves one chat completion request; every failure is answered OpenAI-shaped."""
     flight = Flight()
     try:
-        respond = await _handle(gw, scope, receive, flight)
-    except GatewayError as exc:
-        flight.error = True
-        if exc.status >= 500:
-            log.warning("chat request failed: %s", exc.message, extra={"status": exc.status})
-        elif isinstance(exc, RateLimited) and flight.ticket is None:
-            gw.metrics.rate_limited.labels(exc.code or "").inc()
-        respond = JSONResponse(exc.status, exc.json_bytes(), {**flight.headers(), **exc.headers})
-    except ClientGone:
-        flight.settle(gw)
-        return
-    except Exception:
-        flight.error = True
-        log.exception("unexpected error in chat completions")
-        err = GatewayError("The gateway failed to handle this request.")
-        respond = JSONResponse(err.status, err.json_bytes())
-    try:
+        try:
+            respond = await _handle(gw, scope, receive, flight)
+        except GatewayError as exc:
+            flight.error = True
+            if exc.status >= 500:
+                log.warning("chat request failed: %s", exc.message, extra={"status": exc.status})
+            elif isinstance(exc, RateLimited) and flight.ticket is None:
+                gw.metrics.rate_limited.labels(exc.code or "").inc()
+            respond = JSONResponse(exc.status, exc.json_bytes(), {**flight.headers(), **exc.headers})
+        except Exception:
+            flight.error = True
+            log.exception("unexpected error in chat completions")
+            err = GatewayError("The gateway failed to handle this request.")
+            respond = JSONResponse(err.status, err.json_bytes())
+        if isinstance(respond, SSEResponse):
+            respond.watch = flight.watch
+        elif flight.watch is not None:
+            flight.watch.finished = True
         await respond(scope, receive, send)
+    except ClientGone:
+        return
+    except asyncio.CancelledError:
+        if flight.watch is None or not flight.watch.gone:
+            raise
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()  # the client left: the upstream call was cancelled, the request is done
     finally:
+        if flight.watch is not None:
+            flight.watch.stop()
         flight.settle(gw)
 
 
 async def _handle(gw: Gateway, scope: Scope, receive: Receive, flight: Flight) -> JSONResponse | SSEResponse:
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-    key = await gw.auth.authenticate(headers)
+    client = scope.get("client")
+    key = await gw.auth.authenticate(headers, client[0] if client else "")
+    check_content_type(headers)
     body = parse_json(await read_body(receive, headers, gw.settings.max_body_bytes))
-    req = validate_chat(body)
+    req = validate_chat(body, gw.settings)
     gw.auth.check_model(key, req.model)
     upstream, upstream_model = gw.router.route(req.model)
     messages = body["messages"]
@@ -124,6 +140,7 @@ async def _handle(gw: Gateway, scope: Scope, receive: Receive, flight: Flight) -
         body=body,
         key_id=key.id,
     )
+    flight.watch = DisconnectWatch(receive)  # from here on, a client that leaves cancels the work
     events = aiter(upstream.stream(chat))
     if not chat.stream:
         agg = Aggregator(req.model)
@@ -134,13 +151,46 @@ async def _handle(gw: Gateway, scope: Scope, receive: Receive, flight: Flight) -
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     encoder = ChunkEncoder(req.model, include_usage=include_usage)
     flight.tally = encoder.tally
-    # The first batch is awaited before any byte is sent, so that an upstream that fails
-    # outright gets its real status (4xx/5xx), not a 200 stream carrying an error.
+    return await _stream(gw, flight, encoder, events)
+
+
+async def _stream(
+    gw: Gateway, flight: Flight, encoder: ChunkEncoder, events: AsyncIterator[Sequence[Event]]
+) -> SSEResponse:
+    """Waits a keep-alive interval for the first batch before committing to a 200 stream, so that
+    an upstream that fails at once gets its real status; a slow one gets keep-alives instead."""
+    first_task: asyncio.Future[Sequence[Event]] = asyncio.ensure_future(anext(events))
     try:
-        first = await anext(events)
+        await asyncio.wait({first_task}, timeout=gw.settings.sse_keepalive)
+    except asyncio.CancelledError:
+        first_task.cancel()
+        raise
+
+    def on_error(exc: GatewayError) -> None:
+        flight.error = True
+        gw.metrics.stream_errors.inc()
+
+    common: dict[str, Any] = {
+        "headers": flight.headers(),
+        "keepalive": gw.settings.sse_keepalive,
+        "on_error": on_error,
+    }
+    if not first_task.done():
+        return SSEResponse(encoder, events, pending=first_task, **common)
+    try:
+        first = first_task.result()
     except StopAsyncIteration:
         raise UpstreamError("The upstream ended the answer without sending anything.") from None
-    return SSEResponse(encoder, first, events, flight)
+    return SSEResponse(encoder, events, first=first, **common)
+
+
+def check_content_type(headers: dict[str, str]) -> None:
+    """A body that says it is not JSON is refused (415); one that says nothing is read as JSON."""
+    kind = headers.get("content-type")
+    if kind is not None and "json" not in kind.lower():
+        raise UnsupportedMediaType(
+            f"Content-Type '{kind}' is not supported; send the body as 'Content-Type: application/json'."
+        )
 
 
 async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
@@ -172,87 +222,6 @@ def parse_json(raw: bytes) -> Any:
         raise InvalidRequest(
             f"The request body is not valid JSON: {exc.msg} (at byte {exc.pos}).", code="invalid_json"
         ) from None
-
-
-class JSONResponse:
-    """A complete JSON answer, sent as-is."""
-
-    __slots__ = ("body", "headers", "status")
-
-    def __init__(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-        self.status = status
-        self.body = body
-        self.headers = _JSON_HEADERS + [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
-        await send({"type": "http.response.body", "body": self.body})
-
-
-class SSEResponse:
-    """Streams the encoded Events; a client that goes away cancels the upstream call."""
-
-    def __init__(
-        self,
-        encoder: ChunkEncoder,
-        first: Sequence[Event],
-        rest: AsyncIterator[Sequence[Event]],
-        flight: Flight,
-    ) -> None:
-        self.encoder = encoder
-        self.first = first
-        self.rest = rest
-        self.flight = flight
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        gone = asyncio.Event()
-        watcher = asyncio.create_task(_watch_disconnect(receive, task, gone))
-        try:
-            await self._send_all(send)
-        except asyncio.CancelledError:
-            if not gone.is_set():
-                raise
-            task.uncancel()
-        finally:
-            watcher.cancel()
-            await _aclose(self.rest)
-
-    async def _send_all(self, send: Send) -> None:
-        headers = _SSE_HEADERS + [(k.encode(), v.encode()) for k, v in self.flight.headers().items()]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        encode = self.encoder.encode
-        await send({"type": "http.response.body", "body": encode(self.first), "more_body": True})
-        try:
-            async for batch in self.rest:
-                data = encode(batch)
-                if data:
-                    await send({"type": "http.response.body", "body": data, "more_body": True})
-            tail = self.encoder.close()
-        except GatewayError as exc:
-            self.flight.error = True
-            log.warning("stream cut by upstream error: %s", exc.message, extra={"status": exc.status})
-            tail = sse_error(exc)
-        await send({"type": "http.response.body", "body": tail, "more_body": False})
-
-
-async def _watch_disconnect(receive: Receive, task: asyncio.Task[Any], gone: asyncio.Event) -> None:
-    while True:
-        message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            gone.set()
-            task.cancel()
-            return
-
-
-async def _aclose(it: AsyncIterator[Sequence[Event]]) -> None:
-    aclose = getattr(it, "aclose", None)
-    if aclose is not None:
-        try:
-            await aclose()
-        except GatewayError:
-            log.debug("upstream error while closing a stream", exc_info=True)
 
 
 class _Delegate(Response):

@@ -26,12 +26,17 @@ async def ready(request: Request) -> JSONResponse:
         checks["database"] = "ok"
     except Exception as exc:  # any failure here means "not ready", with its reason
         checks["database"] = f"error: {type(exc).__name__}"
-    checks["upstreams"] = sorted(gw.router.upstreams)
+    checks["upstreams"] = {name: _targets(up) for name, up in gw.router.upstreams.items()}
     checks["limits"] = _limits_state(gw)
     ok = checks["database"] == "ok" and bool(gw.router.upstreams)
     return JSONResponse(
         {"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503
     )
+
+
+def _targets(upstream: object) -> list[dict[str, Any]]:
+    describe = getattr(upstream, "describe", None)
+    return describe() if callable(describe) else []
 
 
 def _limits_state(gw: Gateway) -> str:
@@ -46,4 +51,7 @@ def _limits_state(gw: Gateway) -> str:
 async def metrics(request: Request) -> Response:
     gw = gateway(request)
     gw.metrics.usage_pending.set(gw.usage.pending())
+    for name, upstream in gw.router.upstreams.items():
+        for t in _targets(upstream):
+            gw.metrics.breaker_open.labels(name, t["target"]).set(1 if t["state"] == "open" else 0)
     return Response(gw.metrics.render(), media_type="text/plain; version=0.0.4")

@@ -20,7 +20,7 @@ def _model(m: ModelInfo) -> dict[str, Any]:
 @router.get("/v1/models", summary="List the models this key may use")
 async def list_models(request: Request) -> dict[str, Any]:
     gw = gateway(request)
-    key = await gw.auth.authenticate(request.headers)
+    key = await gw.auth.authenticate(request.headers, request.client.host if request.client else "")
     models = [m for m in await gw.router.models() if key.allows(m.id)]
     return {"object": "list", "data": [_model(m) for m in models]}
 
@@ -28,7 +28,7 @@ async def list_models(request: Request) -> dict[str, Any]:
 @router.get("/v1/models/{model_id:path}", summary="Retrieve one model")
 async def get_model(model_id: str, request: Request) -> dict[str, Any]:
     gw = gateway(request)
-    key = await gw.auth.authenticate(request.headers)
+    key = await gw.auth.authenticate(request.headers, request.client.host if request.client else "")
     for m in await gw.router.models():
         if m.id == model_id and key.allows(m.id):
             return _model(m)

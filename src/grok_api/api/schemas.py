@@ -7,10 +7,11 @@ gateway learns them. Validation reads the parsed JSON; the body forwarded is tha
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ..conversations import text_of
 from ..errors import InvalidRequest
 
 _OPEN = ConfigDict(extra="allow")
@@ -142,10 +143,56 @@ def _param(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def validate_chat(body: Any) -> ChatCompletionRequest:
+class Bounds(Protocol):
+    max_messages: int
+    max_content_chars: int
+    max_json_depth: int
+
+
+def _depth(obj: Any) -> int:
+    """How deeply arrays and objects nest (iterative: no recursion to exhaust)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in node)
+    return deepest
+
+
+def check_bounds(body: dict[str, Any], bounds: Bounds) -> None:
+    """Refuses (400) bodies past the configured size limits, before any deeper work."""
+    if _depth(body) > bounds.max_json_depth:
+        raise InvalidRequest(
+            f"The request body nests deeper than {bounds.max_json_depth} levels.", code="too_deep"
+        )
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        if len(messages) > bounds.max_messages:
+            raise InvalidRequest(
+                f"Too many messages: {len(messages)} (at most {bounds.max_messages}).",
+                param="messages",
+                code="too_many_messages",
+            )
+        chars = sum(len(text_of(m.get("content"))) for m in messages if isinstance(m, dict))
+        if chars > bounds.max_content_chars:
+            raise InvalidRequest(
+                f"The messages hold {chars} characters (at most {bounds.max_content_chars}).",
+                param="messages",
+                code="content_too_long",
+            )
+
+
+def validate_chat(body: Any, bounds: Bounds | None = None) -> ChatCompletionRequest:
     """The validated request, or a 400 whose ``param`` names the first bad field."""
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
+    if bounds is not None:
+        check_bounds(body, bounds)
     try:
         return ChatCompletionRequest.model_validate(body, strict=True)
     except ValidationError as exc:

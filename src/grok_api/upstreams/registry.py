@@ -1,5 +1,8 @@
 """Builds the router from settings: which upstreams exist, which is the default, the aliases.
 
+Each upstream is wrapped in a :class:`~grok_api.resilience.FailoverUpstream`: xAI's API gets
+one target per base URL and credential (both may be comma-separated lists), grok.com one.
+
 - xAI's API when ``XAI_API_KEY`` is set (or in demo mode, or when nothing else is configured,
   so that a request explains what is missing);
 - grok.com when ``GROK_API_WEB_COOKIES`` is set (or in demo mode).
@@ -14,7 +17,9 @@ from redis.asyncio import Redis
 
 from ..config import Settings
 from ..conversations import Conversations, MemoryConversations, RedisConversations
+from ..resilience import FailoverUpstream, Policy
 from ..router import Router
+from .base import Upstream
 from .http import HTTPOptions
 from .web import WebUpstream, load_models
 from .xai import XAIUpstream
@@ -36,13 +41,29 @@ def build_router(settings: Settings, *, demo_url: str | None = None, redis: Redi
         read_timeout=settings.upstream_read_timeout,
         max_connections=settings.upstream_max_connections,
     )
+    policy = Policy(
+        retries=settings.upstream_retries,
+        backoff_base=settings.upstream_backoff_base,
+        backoff_max=settings.upstream_backoff_max,
+        first_byte=settings.upstream_first_byte_timeout,
+        total=settings.upstream_total_timeout,
+        breaker_threshold=settings.breaker_threshold,
+        breaker_reset=settings.breaker_reset,
+    )
     if xai_key or not cookies:
-        xai = XAIUpstream(
-            base_url=(demo_url + "/v1") if demo_url else settings.xai_base_url,
-            api_key=xai_key,
-            http=http,
+        urls = [demo_url + "/v1"] if demo_url else _split(settings.xai_base_url)
+        keys: list[str | None] = list(_split(xai_key)) if xai_key else [None]
+        targets: list[tuple[str, Upstream]] = [
+            (
+                f"{url}" + (f" (key {i + 1})" if len(keys) > 1 else ""),
+                XAIUpstream(base_url=url, api_key=key, http=http),
+            )
+            for url in urls
+            for i, key in enumerate(keys)
+        ]
+        router.add(
+            FailoverUpstream("xai", targets, policy), default=settings.default_upstream in ("auto", "xai")
         )
-        router.add(xai, default=settings.default_upstream in ("auto", "xai"))
     if cookies:
         store = (
             RedisConversations(redis, ttl=settings.conversation_ttl)
@@ -60,5 +81,11 @@ def build_router(settings: Settings, *, demo_url: str | None = None, redis: Redi
             thinking=settings.web_thinking,
             http=http,
         )
-        router.add(web, default=settings.default_upstream == "web" or not xai_key)
+        web_failover = FailoverUpstream("web", [(web.base_url, web)], policy)
+        router.add(web_failover, default=settings.default_upstream == "web" or not xai_key)
     return router
+
+
+def _split(value: str) -> list[str]:
+    """Several base URLs or credentials, comma-separated, for failover."""
+    return [v.strip() for v in value.split(",") if v.strip()]
