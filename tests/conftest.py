@@ -177,6 +177,20 @@ class Env:
         self.clients.clear()
 
 
+def key_for(settings: Settings, **limits: Any) -> str:
+    """A new key in the store of a gateway started with ``settings``."""
+
+    async def go() -> str:
+        db = await Database.open(settings.resolved_database_url())
+        try:
+            return (await KeyStore(db).create("test", limits=Limits(**limits)))[1]
+        finally:
+            await db.close()
+
+    result: str = run_async(go())
+    return result
+
+
 def gateway_settings(data_dir: Path, sim: Simulator, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "data_dir": data_dir,

@@ -3,7 +3,6 @@ images, every refusal, routing and the model map — against the simulator's gro
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from collections.abc import Iterator
@@ -14,11 +13,9 @@ import httpx
 import openai
 import pytest
 
-from grok_api.config import Settings
 from grok_api.conversations import fold, history_hash
-from grok_api.store import Database, KeyStore
 
-from .conftest import WEB_AGENT, WEB_COOKIES, Env, ServedApp, gateway_settings
+from .conftest import WEB_AGENT, WEB_COOKIES, Env, ServedApp, gateway_settings, key_for
 
 MODEL = "web/grok-4"
 
@@ -250,7 +247,7 @@ def test_a_session_the_site_refuses(env: Env, tmp_path: Path) -> None:
             tmp_path, env.sim, web_cookies=cookies, web_user_agent=agent, web_base_url=env.sim.base_url
         )
         with ServedApp(settings) as served:
-            key = _key_for(settings)
+            key = key_for(settings)
             r = httpx.post(
                 served.base_url + "/v1/chat/completions",
                 headers={"Authorization": f"Bearer {key}"},
@@ -259,19 +256,6 @@ def test_a_session_the_site_refuses(env: Env, tmp_path: Path) -> None:
         assert r.status_code == 502
         assert "anti-bot" in r.json()["error"]["message"]
         assert "stale-value" not in r.text
-
-
-def _key_for(settings: Settings) -> str:
-    """A key in the store of a gateway started with ``settings``."""
-
-    async def go() -> str:
-        db = await Database.open(settings.resolved_database_url())
-        try:
-            return (await KeyStore(db).create("t"))[1]
-        finally:
-            await db.close()
-
-    return asyncio.run(go())
 
 
 def test_images_in_requests_are_refused_clearly(client: openai.OpenAI) -> None:
@@ -335,7 +319,7 @@ def test_model_map_is_data(env: Env, tmp_path: Path) -> None:
         start = len(env.sim.requests)
         r = httpx.post(
             served.base_url + "/v1/chat/completions",
-            headers={"Authorization": f"Bearer {_key_for(settings)}"},
+            headers={"Authorization": f"Bearer {key_for(settings)}"},
             json={"model": "web/grok-next", "messages": [{"role": "user", "content": "hi"}]},
         )
         assert r.status_code == 200, r.text

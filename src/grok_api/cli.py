@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 from typing import Annotated
 
@@ -56,6 +57,26 @@ def simulate(
     config = SimulatorConfig(xai_api_key=xai_api_key, first_token_latency=latency, token_rate=rate)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_forever(host, port, config))
+
+
+@app.command()
+def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Check the set-up for unsafe or broken settings; exit status 1 if anything needs attention."""
+    from dataclasses import asdict
+
+    from .doctor import diagnose, environment_note, has_problems
+
+    findings = asyncio.run(diagnose(settings_from()))
+    if as_json:
+        typer.echo(json.dumps([asdict(f) for f in findings], indent=2))
+    else:
+        colours = {"ok": "green", "warn": "yellow", "error": "red"}
+        for f in findings:
+            console.print(f"[{colours[f.level]}]{f.level:5}[/] {f.topic:9} {f.message}", highlight=False)
+        note = environment_note()
+        if note:
+            console.print(f"[yellow]note [/] {note}")
+    raise typer.Exit(1 if has_problems(findings) else 0)
 
 
 def main() -> None:

@@ -4,8 +4,8 @@
 upstream at several base URLs or with several credentials), each behind a :class:`Breaker`,
 and for each request:
 
-1. picks the first target whose breaker lets a request through (closed, or half-open and
-   not already probing);
+1. picks the first target, in the configured order, that this request has not tried yet and
+   whose breaker lets a request through (closed, or open long enough to be probed);
 2. waits for the target's first batch of Events, at most ``first_byte`` seconds;
 3. on a connection failure, a 5xx, a 429 or refused credentials *before that first batch*,
    counts a failure on the target's breaker, waits (exponential backoff with full jitter, or
@@ -66,6 +66,11 @@ class Breaker:
                 self.opened_total += 1
             self.state, self.opened_at = "open", self.clock()
 
+    def abandon(self) -> None:
+        """A probe ended without telling (its client left): let the next request probe again."""
+        if self.state == "half_open":
+            self.state, self.opened_at = "open", self.clock() - self.reset_after
+
     def describe(self) -> dict[str, Any]:
         return {"state": self.state, "consecutive_failures": self.failures, "times_opened": self.opened_total}
 
@@ -113,16 +118,19 @@ class FailoverUpstream:
             Target(label, up, Breaker(policy.breaker_threshold, policy.breaker_reset))
             for label, up in targets
         ]
-        self._next = 0
 
     def describe(self) -> list[dict[str, Any]]:
         return [{"target": t.label, **t.breaker.describe()} for t in self.targets]
 
-    def _pick(self) -> Target | None:
-        for i in range(len(self.targets)):
-            target = self.targets[(self._next + i) % len(self.targets)]
-            if target.breaker.allow():
-                return target
+    def _pick(self, tried: set[int]) -> Target | None:
+        """The first target, in the configured order, that this request has not tried and whose
+        breaker lets it through; the first ones are preferred, so a recovered primary gets its
+        traffic back. When every one was tried, they may be tried again (after the backoff)."""
+        for fresh in (True, False):
+            for i, target in enumerate(self.targets):
+                if (not fresh or i not in tried) and target.breaker.allow():
+                    tried.add(i)
+                    return target
         return None
 
     async def models(self) -> list[ModelInfo]:
@@ -148,23 +156,28 @@ class FailoverUpstream:
         policy = self.policy
         deadline = time.monotonic() + policy.total if policy.total else 0.0
         attempt = 0
+        tried: set[int] = set()
         while True:
-            target = self._pick()
+            target = self._pick(tried)
             if target is None:
                 raise UpstreamUnavailable(f"{self.name} is failing: every target's circuit breaker is open")
             events = aiter(target.upstream.stream(request))
+            limit = min(policy.first_byte, deadline - time.monotonic()) if deadline else policy.first_byte
             try:
-                first = await asyncio.wait_for(anext(events), policy.first_byte)
+                first = await asyncio.wait_for(anext(events), max(limit, 0.0))
             except TimeoutError:
                 target.breaker.failure()
-                raise UpstreamTimeout(f"{self.name} sent nothing within {policy.first_byte:g}s") from None
+                raise UpstreamTimeout(f"{self.name} sent nothing within {limit:g}s") from None
             except StopAsyncIteration:
                 raise UpstreamError(f"{self.name} ended the answer without sending anything") from None
+            except asyncio.CancelledError:
+                target.breaker.abandon()
+                raise
             except GatewayError as exc:
                 if not retryable(exc):
+                    target.breaker.success()  # it answered: the request, not the target, was at fault
                     raise
                 target.breaker.failure()
-                self._next = (self.targets.index(target) + 1) % len(self.targets)
                 wait = policy.delay(attempt, exc) if attempt < policy.retries else None
                 if wait is None:
                     raise

@@ -34,6 +34,7 @@ class Simulator:
     def __init__(self, config: SimulatorConfig | None = None) -> None:
         self.config = config or SimulatorConfig()
         self.stats: Counter[str] = Counter()
+        self.seen: Counter[str] = Counter()  # requests per prompt, for faults that recover
         self.requests: deque[tuple[str, str, dict[str, Any]]] = deque(maxlen=self.config.keep_requests)
         self._runner: web.AppRunner | None = None
         self._hangs: set[asyncio.Future[None]] = set()

@@ -13,6 +13,7 @@ or with the same ``key=value`` pairs in an ``X-Sim`` header (the header wins). K
 ``tool``    ``1``: answer with a call of the first tool in ``tools``
 ``think``   ``1``/``0``: emit reasoning tokens, whatever the model
 ``images``  (grok.com) the answer carries N generated image links
+``times``   the fault hits only the first N requests with this same prompt (then it recovers)
 
 Without ``tokens``, the answer is ``[turn N] You said: <last user text>``, where N counts the
 user messages: a test can see both the prompt and the history it was sent with.
@@ -44,6 +45,7 @@ class Directives:
     tool: bool = False
     think: bool | None = None
     images: int = 0
+    times: int | None = None  # the fault hits only the first N requests with this prompt
 
     @classmethod
     def parse(cls, text: str, header: str | None = None) -> Directives:
@@ -61,6 +63,7 @@ class Directives:
         d.rate = _float(pairs.get("rate"))
         d.tool = pairs.get("tool") in ("1", "true", "yes")
         d.images = _int(pairs.get("images"), 0)
+        d.times = _int(pairs.get("times"), None)
         if "think" in pairs:
             d.think = pairs["think"] in ("1", "true", "yes")
         return d

@@ -76,7 +76,12 @@ def routes(sim: Simulator) -> list[web.RouteDef]:
                 "Some requested entity was not found",
                 f"The model {model} does not exist or your team does not have access to it.",
             )
-        d = Directives.parse(last_user_text(messages), request.headers.get("X-Sim"))
+        prompt = last_user_text(messages)
+        d = Directives.parse(prompt, request.headers.get("X-Sim"))
+        if d.times is not None:
+            sim.seen[prompt] += 1
+            if sim.seen[prompt] > d.times:
+                d.fault = None
         if d.fault in _FAULT_BODIES:
             status, code, message = _FAULT_BODIES[d.fault]
             headers = {"Retry-After": str(d.retry_after)} if status == 429 else None
@@ -85,7 +90,9 @@ def routes(sim: Simulator) -> list[web.RouteDef]:
             await sim.hang()
         plan = _Plan(sim, body, d)
         if not body.get("stream"):
-            await asyncio.sleep(plan.latency)
+            generation = (len(plan.words) + len(plan.reasoning)) / plan.rate if plan.rate > 0 else 0.0
+            if not await _wait_unless_gone(sim, request, plan.latency + generation):
+                return web.Response(status=499)
             return web.json_response(plan.completion(), dumps=_dumps)
         return await _stream(sim, request, plan)
 
@@ -217,6 +224,20 @@ def _tool_call(body: dict[str, Any], prompt: str) -> dict[str, Any] | None:
         "type": "function",
         "function": {"name": name, "arguments": orjson.dumps({"input": prompt}).decode()},
     }
+
+
+async def _wait_unless_gone(sim: Simulator, request: web.Request, seconds: float) -> bool:
+    """Sleeps ``seconds``, watching the connection; False (and counted) if the client left."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            sim.count("cancelled")
+            return False
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            return True
+        await asyncio.sleep(min(left, 0.05))
 
 
 async def _paced(frames: list[bytes], rate: float) -> AsyncIterator[bytes]:
