@@ -207,7 +207,7 @@ def test_a_grok_com_conversation_continues_on_the_other_instance(cluster: Cluste
     _, key = cluster.create_key("web-cluster", Limits())
     a, b = (openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0) for url in cluster.urls)
     messages: list[dict[str, str]] = []
-    start = len(cluster.sim.requests)
+    start = cluster.sim.recorded
     for turn, client in enumerate([a, b, a, b], start=1):
         messages.append({"role": "user", "content": f"turn {turn} text"})
         r = client.chat.completions.create(model="web/grok-3", messages=messages)  # type: ignore[arg-type]
@@ -215,6 +215,6 @@ def test_a_grok_com_conversation_continues_on_the_other_instance(cluster: Cluste
         messages.append({"role": "assistant", "content": r.choices[0].message.content})
     for c in (a, b):
         c.close()
-    paths = [p for u, p, _ in list(cluster.sim.requests)[start:] if u == "web"]
+    paths = [p for u, p, _ in cluster.sim.since(start) if u == "web"]
     assert paths[0].endswith("/new")
     assert all(p.endswith("/responses") for p in paths[1:])

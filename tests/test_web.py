@@ -43,11 +43,11 @@ def client(web: Env) -> openai.OpenAI:
 
 
 def web_requests(env: Env, since: int) -> list[tuple[str, dict[str, Any]]]:
-    return [(path, body) for upstream, path, body in list(env.sim.requests)[since:] if upstream == "web"]
+    return [(path, body) for upstream, path, body in env.sim.since(since) if upstream == "web"]
 
 
 def mark(env: Env) -> int:
-    return len(env.sim.requests)
+    return env.sim.recorded
 
 
 def ask(client: openai.OpenAI, messages: list[dict[str, str]], **kw: Any) -> str:
@@ -316,14 +316,14 @@ def test_model_map_is_data(env: Env, tmp_path: Path) -> None:
         web_models_file=models,
     )
     with ServedApp(settings) as served:
-        start = len(env.sim.requests)
+        start = env.sim.recorded
         r = httpx.post(
             served.base_url + "/v1/chat/completions",
             headers={"Authorization": f"Bearer {key_for(settings)}"},
             json={"model": "web/grok-next", "messages": [{"role": "user", "content": "hi"}]},
         )
         assert r.status_code == 200, r.text
-    body = next(b for u, _, b in list(env.sim.requests)[start:] if u == "web")
+    body = next(b for u, _, b in env.sim.since(start) if u == "web")
     assert (body["modelName"], body["modelMode"], body["isReasoning"]) == (
         "grok-5",
         "MODEL_MODE_FUTURE",

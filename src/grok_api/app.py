@@ -164,6 +164,13 @@ class GatewayApp(FastAPI):
         else:
             await self.dispatch(scope, receive, send)
 
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            schema = super().openapi()
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(chat.SCHEMA_COMPONENTS)
+            self.openapi_schema = schema
+        return self.openapi_schema
+
     async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == chat.PATH and scope["method"] == "POST":
             await chat.chat_endpoint(self.state.gateway, scope, receive, send)

@@ -235,13 +235,15 @@ class _Delegate(Response):
         await chat_endpoint(self.gw, scope, receive, send)
 
 
+# The body's schema for the OpenAPI document: its sub-models go to components.schemas.
+REQUEST_SCHEMA = ChatCompletionRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+SCHEMA_COMPONENTS: dict[str, Any] = REQUEST_SCHEMA.pop("$defs", {})
+
+
 @router.post(
     PATH,
     openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": ChatCompletionRequest.model_json_schema()}},
-        }
+        "requestBody": {"required": True, "content": {"application/json": {"schema": REQUEST_SCHEMA}}}
     },
     summary="Create a chat completion (streamed as SSE when stream=true)",
 )

@@ -34,7 +34,8 @@ class Simulator:
     def __init__(self, config: SimulatorConfig | None = None) -> None:
         self.config = config or SimulatorConfig()
         self.stats: Counter[str] = Counter()
-        self.seen: Counter[str] = Counter()  # requests per prompt, for faults that recover
+        self.seen: Counter[str] = Counter()
+        self.recorded = 0  # requests per prompt, for faults that recover
         self.requests: deque[tuple[str, str, dict[str, Any]]] = deque(maxlen=self.config.keep_requests)
         self._runner: web.AppRunner | None = None
         self._hangs: set[asyncio.Future[None]] = set()
@@ -45,6 +46,12 @@ class Simulator:
 
     def record(self, upstream: str, path: str, body: dict[str, Any]) -> None:
         self.requests.append((upstream, path, body))
+        self.recorded += 1
+
+    def since(self, mark: int) -> list[tuple[str, str, dict[str, Any]]]:
+        """The requests recorded after ``recorded`` was ``mark`` (as far as they are still kept)."""
+        kept = list(self.requests)
+        return kept[max(0, len(kept) - (self.recorded - mark)) :]
 
     async def hang(self) -> None:
         """Waits until the client goes away (or the simulator stops)."""
