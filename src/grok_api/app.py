@@ -138,6 +138,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         _background(stack, auth.run_flusher(LAST_USED_FLUSH_SECONDS))
         _background(stack, recorder.run(settings.usage_flush_interval))
+        _background(stack, app.state.gateway.memory.run())
         if client is not None:
             _background(stack, keyevents.listen(client, auth.invalidate))
         if settings.workers > 1 and client is None:

@@ -84,6 +84,7 @@ class Flight:
 async def chat_endpoint(gw: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
     """Serves one chat completion request; every failure is answered OpenAI-shaped."""
     flight = Flight()
+    gw.memory.started()
     try:
         try:
             respond = await _handle(gw, scope, receive, flight)
@@ -116,6 +117,7 @@ async def chat_endpoint(gw: Gateway, scope: Scope, receive: Receive, send: Send)
         if flight.watch is not None:
             flight.watch.stop()
         flight.settle(gw)
+        gw.memory.finished()
 
 
 async def _handle(gw: Gateway, scope: Scope, receive: Receive, flight: Flight) -> JSONResponse | SSEResponse:

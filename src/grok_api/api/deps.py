@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 from redis.asyncio import Redis
@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from ..auth import Authenticator
 from ..config import Settings
 from ..limits import RateLimiter
+from ..memory import IdleTrimmer
 from ..metrics import Metrics
 from ..router import Router
 from ..store import Database, KeyStore
@@ -29,6 +30,7 @@ class Gateway:
     usage: UsageRecorder
     metrics: Metrics
     redis: Redis | None = None
+    memory: IdleTrimmer = field(default_factory=IdleTrimmer)
 
 
 def gateway(request: Request) -> Gateway:
