@@ -126,7 +126,8 @@ def main() -> None:
         f"  streams completed      {stats['done']:.0f} ({stats['done'] / elapsed:.0f}/s), errors {stats['errors']:.0f}"
     )
     print(
-        f"  gateway RSS            idle {base_rss:.1f} MB, peak {stats['peak_rss']:.1f} MB, 5 s after {end_rss:.1f} MB"
+        f"  gateway RSS            idle {base_rss:.1f} MB, peak {stats['peak_rss']:.1f} MB, "
+        f"5 s after {end_rss:.1f} MB, {idle_after:.0f} s after {idle_rss:.1f} MB"
     )
     print(f"  RSS growth under load  {steady:.3f} MB per 1,000 streams (after the first {warm:g} s)")
     print(
