@@ -1,0 +1,56 @@
+"""``grok-api doctor`` names unsafe set-ups and passes a safe one."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def doctor(tmp_path: Path, **env: str) -> tuple[int, list[dict[str, str]]]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("GROK_API_", "XAI_"))}
+    environ |= {"GROK_API_DATA_DIR": str(tmp_path), **env}
+    out = subprocess.run(
+        [sys.executable, "-m", "grok_api", "doctor", "--json"],
+        env=environ,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return out.returncode, json.loads(out.stdout)
+
+
+def test_unsafe_setup_is_flagged(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("XAI_API_KEY=x\n")
+    (tmp_path / ".env").chmod(0o644)
+    code, findings = doctor(
+        tmp_path,
+        GROK_API_HOST="0.0.0.0",
+        GROK_API_ADMIN_KEY="admin",
+        GROK_API_PROXY="http://user:pr0xy-pa55@127.0.0.1:3128",
+        GROK_API_WEB_COOKIES="sso-rw=x",
+        GROK_API_WORKERS="4",
+        GROK_API_CORS_ORIGINS="*",
+    )
+    assert code == 1
+    problems = {f["topic"] for f in findings if f["level"] != "ok"}
+    assert problems >= {"listen", "admin", "proxy", "grok.com", "limits", "cors", "secrets", "keys"}
+    assert "pr0xy-pa55" not in json.dumps(findings)  # the proxy password is not repeated
+
+
+def test_missing_upstream_is_an_error(tmp_path: Path) -> None:
+    code, findings = doctor(tmp_path)
+    assert code == 1
+    assert any(f["level"] == "error" and f["topic"] == "upstream" for f in findings)
+
+
+def test_safe_setup_passes(tmp_path: Path) -> None:
+    code, findings = doctor(
+        tmp_path, XAI_API_KEY="xai-key", GROK_API_ADMIN_KEY="a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6q7"
+    )
+    assert code == 0, findings
+    assert all(f["level"] == "ok" for f in findings)
