@@ -203,6 +203,7 @@ def gateway_settings(data_dir: Path, sim: Simulator, **overrides: Any) -> Settin
         # retries, failover and breakers with gateways of its own
         "upstream_retries": 0,
         "breaker_threshold": 1000,
+        "auth_failures_per_minute": 1_000_000,  # tests fail auth on purpose; test_bad_input.py covers it
         "key_cache_ttl": 0.2,
         "admin_key": ADMIN_KEY,
         "log_format": "text",
