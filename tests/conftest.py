@@ -72,6 +72,22 @@ def post_chat(base_url: str, key: str, content: str = "x", model: str = "grok-3"
     )
 
 
+def stream_frames(
+    base_url: str, key: str, content: str, model: str = "grok-3", **body: Any
+) -> tuple[httpx.Response, list[str]]:
+    """A streamed chat request over plain HTTP: the response (status, headers) and its SSE frames."""
+    payload = {"model": model, "stream": True, "messages": [{"role": "user", "content": content}], **body}
+    with httpx.stream(
+        "POST",
+        base_url + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {key}"},
+        json=payload,
+        timeout=30,
+    ) as r:
+        frames = [f for f in r.read().decode().split("\n\n") if f]
+    return r, frames
+
+
 def free_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

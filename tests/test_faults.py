@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from .conftest import Env, ServedApp, gateway_settings, post_chat
+from .conftest import Env, ServedApp, gateway_settings, post_chat, stream_frames
 
 
 def ask(client: openai.OpenAI, text: str, model: str = "grok-3", **kw: object) -> object:
@@ -91,19 +91,8 @@ def test_hang_is_504_within_the_read_timeout(client: openai.OpenAI, env: Env, st
 
 @pytest.mark.parametrize(("fault", "text"), [("cut", "cut"), ("stall", "stall"), ("malformed", "malformed")])
 def test_mid_stream_fault_ends_with_error_event_and_done(env: Env, key: str, fault: str, text: str) -> None:
-    with httpx.stream(
-        "POST",
-        env.base_url + "/v1/chat/completions",
-        headers={"Authorization": f"Bearer {key}"},
-        json={
-            "model": "grok-3",
-            "stream": True,
-            "messages": [{"role": "user", "content": f"one two three four five [sim fault={fault} after=3]"}],
-        },
-        timeout=10,
-    ) as r:
-        assert r.status_code == 200
-        frames = [f for f in r.read().decode().split("\n\n") if f]
+    r, frames = stream_frames(env.base_url, key, f"one two three four five [sim fault={fault} after=3]")
+    assert r.status_code == 200
     assert frames[-1] == "data: [DONE]"
     assert frames[-2].startswith('data: {"error":')
     text = "".join(

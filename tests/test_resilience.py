@@ -15,7 +15,16 @@ import pytest
 from grok_api.resilience import Breaker
 from grok_api.simulator import SimulatorConfig, SimulatorThread
 
-from .conftest import UPSTREAM_KEY, Env, ServedApp, free_socket, gateway_settings, key_for, post_chat
+from .conftest import (
+    UPSTREAM_KEY,
+    Env,
+    ServedApp,
+    free_socket,
+    gateway_settings,
+    key_for,
+    post_chat,
+    stream_frames,
+)
 
 
 @contextmanager
@@ -74,13 +83,7 @@ def test_a_long_retry_after_is_passed_on(env: Env, tmp_path: Path) -> None:
 def test_a_stream_is_never_replayed_once_it_began(env: Env, tmp_path: Path) -> None:
     with gateway(env, tmp_path) as (url, key):
         prompt = f"a b c d e {time.time()} [sim fault=cut after=2]"
-        with httpx.stream(
-            "POST",
-            url + "/v1/chat/completions",
-            headers={"Authorization": f"Bearer {key}"},
-            json={"model": "grok-3", "stream": True, "messages": [{"role": "user", "content": prompt}]},
-        ) as r:
-            frames = [f for f in r.read().decode().split("\n\n") if f]
+        _, frames = stream_frames(url, key, prompt)
         assert frames[-2].startswith('data: {"error":')
         assert sim_count(env, prompt) == 1
 
@@ -146,18 +149,8 @@ def test_breaker_states() -> None:
 
 def test_keep_alive_while_waiting_for_the_first_token(env: Env, tmp_path: Path) -> None:
     with gateway(env, tmp_path, sse_keepalive=0.3) as (url, key):
-        with httpx.stream(
-            "POST",
-            url + "/v1/chat/completions",
-            headers={"Authorization": f"Bearer {key}"},
-            json={
-                "model": "grok-3",
-                "stream": True,
-                "messages": [{"role": "user", "content": "slow [sim latency=1.2]"}],
-            },
-        ) as r:
-            assert r.status_code == 200
-            frames = [f for f in r.read().decode().split("\n\n") if f]
+        r, frames = stream_frames(url, key, "slow [sim latency=1.2]")
+        assert r.status_code == 200
         first_data = next(i for i, f in enumerate(frames) if f.startswith("data:"))
         assert first_data >= 2
         assert all(f == ": keep-alive" for f in frames[:first_data])
@@ -166,18 +159,8 @@ def test_keep_alive_while_waiting_for_the_first_token(env: Env, tmp_path: Path) 
 
 def test_a_first_byte_timeout_after_keep_alives_is_an_error_event(env: Env, tmp_path: Path) -> None:
     with gateway(env, tmp_path, sse_keepalive=0.3, upstream_first_byte_timeout=1.0) as (url, key):
-        with httpx.stream(
-            "POST",
-            url + "/v1/chat/completions",
-            headers={"Authorization": f"Bearer {key}"},
-            json={
-                "model": "grok-3",
-                "stream": True,
-                "messages": [{"role": "user", "content": "x [sim fault=hang]"}],
-            },
-        ) as r:
-            assert r.status_code == 200
-            frames = [f for f in r.read().decode().split("\n\n") if f]
+        r, frames = stream_frames(url, key, "x [sim fault=hang]")
+        assert r.status_code == 200
         assert frames[0] == ": keep-alive"
         assert '"code":"upstream_timeout"' in frames[-2]
         assert frames[-1] == "data: [DONE]"
@@ -187,15 +170,5 @@ def test_a_first_byte_timeout_after_keep_alives_is_an_error_event(env: Env, tmp_
 @pytest.mark.parametrize("stream", [False, True])
 def test_total_timeout(env: Env, tmp_path: Path, stream: bool) -> None:
     with gateway(env, tmp_path, upstream_total_timeout=1.0) as (url, key):
-        with httpx.stream(
-            "POST",
-            url + "/v1/chat/completions",
-            headers={"Authorization": f"Bearer {key}"},
-            json={
-                "model": "grok-3",
-                "stream": stream,
-                "messages": [{"role": "user", "content": "long [sim tokens=60 rate=20]"}],
-            },
-        ) as r:
-            body = r.read().decode()
-        assert "upstream_timeout" in body
+        _, frames = stream_frames(url, key, "long [sim tokens=60 rate=20]", stream=stream)
+        assert "upstream_timeout" in "".join(frames)
