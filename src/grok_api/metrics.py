@@ -33,6 +33,10 @@ class Metrics:
         self.stream_errors = Counter(
             "grok_api_stream_errors", "Streams cut by an upstream failure after they began.", registry=r
         )
+        # the children the hot path counts with, bound once
+        self.requests_ok = self.requests.labels("ok")
+        self.requests_error = self.requests.labels("error")
+        self.tokens_total = self.tokens.labels("total")
         self.usage_pending = Gauge(
             "grok_api_usage_pending_rows", "Usage rows waiting to be flushed.", registry=r
         )

@@ -142,13 +142,8 @@ class FailoverUpstream:
                 error = exc
         raise error
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[Sequence[Event]]:
-        first, rest, deadline = await self._start(request)
-        yield first
-        async for batch in rest:
-            if deadline and time.monotonic() > deadline:
-                raise UpstreamTimeout(f"{self.name} took longer than {self.policy.total:g}s in all")
-            yield batch
+    def stream(self, request: ChatRequest) -> AsyncIterator[Sequence[Event]]:
+        return _Guarded(self, request)
 
     async def _start(
         self, request: ChatRequest
@@ -164,7 +159,8 @@ class FailoverUpstream:
             events = aiter(target.upstream.stream(request))
             limit = min(policy.first_byte, deadline - time.monotonic()) if deadline else policy.first_byte
             try:
-                first = await asyncio.wait_for(anext(events), max(limit, 0.0))
+                async with asyncio.timeout(max(limit, 0.0)):
+                    first = await anext(events)
             except TimeoutError:
                 target.breaker.failure()
                 raise UpstreamTimeout(f"{self.name} sent nothing within {limit:g}s") from None
@@ -191,3 +187,35 @@ class FailoverUpstream:
     async def aclose(self) -> None:
         for target in self.targets:
             await target.upstream.aclose()
+
+
+class _Guarded:
+    """The events of one request: the first batch through the policy, the rest as they come,
+    within the total deadline. A plain iterator, not a generator: one layer less per batch."""
+
+    __slots__ = ("_deadline", "_first", "_owner", "_request", "_rest")
+
+    def __init__(self, owner: FailoverUpstream, request: ChatRequest) -> None:
+        self._owner = owner
+        self._request: ChatRequest | None = request
+        self._rest: AsyncIterator[Sequence[Event]] | None = None
+        self._deadline = 0.0
+
+    def __aiter__(self) -> _Guarded:
+        return self
+
+    async def __anext__(self) -> Sequence[Event]:
+        if self._rest is None:
+            assert self._request is not None, "iterated after it was closed"
+            first, self._rest, self._deadline = await self._owner._start(self._request)
+            self._request = None
+            return first
+        batch = await self._rest.__anext__()
+        if self._deadline and time.monotonic() > self._deadline:
+            raise UpstreamTimeout(f"{self._owner.name} took longer than {self._owner.policy.total:g}s in all")
+        return batch
+
+    async def aclose(self) -> None:
+        close = getattr(self._rest, "aclose", None)
+        if close is not None:
+            await close()

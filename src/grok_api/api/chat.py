@@ -75,8 +75,8 @@ class Flight:
                 delivered_chars=tally.delivered_chars,
                 error=self.error,
             )
-            gw.metrics.tokens.labels("total").inc(used)
-        gw.metrics.requests.labels("error" if self.error else "ok").inc()
+            gw.metrics.tokens_total.inc(used)
+        (gw.metrics.requests_error if self.error else gw.metrics.requests_ok).inc()
         gw.limiter.settle(self.ticket, used)
         self.ticket = None
 
@@ -125,8 +125,9 @@ async def _handle(gw: Gateway, scope: Scope, receive: Receive, flight: Flight) -
     client = scope.get("client")
     key = await gw.auth.authenticate(headers, client[0] if client else "")
     check_content_type(headers)
-    body = parse_json(await read_body(receive, headers, gw.settings.max_body_bytes))
-    req = validate_chat(body, gw.settings)
+    raw = await read_body(receive, headers, gw.settings.max_body_bytes)
+    body = parse_json(raw)
+    req = validate_chat(body, gw.settings, raw)
     gw.auth.check_model(key, req.model)
     upstream, upstream_model = gw.router.route(req.model)
     messages = body["messages"]

@@ -32,15 +32,26 @@ def header_list(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
 
 
 class DisconnectWatch:
-    """Cancels the request's task when its client disconnects (once the body has been read)."""
+    """Cancels the request's task when its client disconnects (once the body has been read).
 
-    def __init__(self, receive: Receive) -> None:
+    The watching task starts only once the request has taken ``after`` seconds: most requests
+    that are over before that never pay for a task, and a client leaving a long one is still
+    noticed within ``after`` seconds.
+    """
+
+    def __init__(self, receive: Receive, after: float = 0.05) -> None:
         self.gone = False
         self.finished = False  # the last byte is being sent: a disconnect now is the normal end
         task = asyncio.current_task()
         assert task is not None
         self._task = task
-        self._watcher = asyncio.create_task(self._watch(receive))
+        self._receive = receive
+        self._watcher: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(after, self._start)
+
+    def _start(self) -> None:
+        self._timer = None
+        self._watcher = asyncio.ensure_future(self._watch(self._receive))
 
     async def _watch(self, receive: Receive) -> None:
         while True:
@@ -52,7 +63,10 @@ class DisconnectWatch:
                 return
 
     def stop(self) -> None:
-        self._watcher.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()
 
 
 class JSONResponse:
@@ -125,13 +139,20 @@ class SSEResponse:
             }
         )
         self._last = time.monotonic()
-        keepalive = asyncio.create_task(self._keep_alive(send))
+        loop = asyncio.get_running_loop()
+        # the keep-alive task starts only if the stream is still going after one interval
+        keepalive: list[asyncio.Task[None]] = []
+        timer = loop.call_later(
+            self.keepalive, lambda: keepalive.append(loop.create_task(self._keep_alive(send)))
+        )
         try:
             tail = await self._relay(send)
         finally:
-            keepalive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keepalive
+            timer.cancel()
+            for task in keepalive:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.watch is not None:
             self.watch.finished = True
         await send({"type": "http.response.body", "body": tail, "more_body": False})
@@ -150,7 +171,8 @@ class SSEResponse:
             async for batch in self.rest:
                 data = encode(batch)
                 if data:
-                    await self._send(send, data)
+                    self._last = time.monotonic()
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
             return self.encoder.close()
         except GatewayError as exc:
             self.on_error(exc)

@@ -164,9 +164,13 @@ def _depth(obj: Any) -> int:
     return deepest
 
 
-def check_bounds(body: dict[str, Any], bounds: Bounds) -> None:
-    """Refuses (400) bodies past the configured size limits, before any deeper work."""
-    if _depth(body) > bounds.max_json_depth:
+def check_bounds(body: dict[str, Any], bounds: Bounds, raw: bytes | None = None) -> None:
+    """Refuses (400) bodies past the configured size limits, before any deeper work.
+
+    The nesting walk is skipped when the raw body has too few brackets to nest that deep.
+    """
+    shallow = raw is not None and raw.count(b"[") + raw.count(b"{") <= bounds.max_json_depth
+    if not shallow and _depth(body) > bounds.max_json_depth:
         raise InvalidRequest(
             f"The request body nests deeper than {bounds.max_json_depth} levels.", code="too_deep"
         )
@@ -187,12 +191,12 @@ def check_bounds(body: dict[str, Any], bounds: Bounds) -> None:
             )
 
 
-def validate_chat(body: Any, bounds: Bounds | None = None) -> ChatCompletionRequest:
+def validate_chat(body: Any, bounds: Bounds | None = None, raw: bytes | None = None) -> ChatCompletionRequest:
     """The validated request, or a 400 whose ``param`` names the first bad field."""
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
     if bounds is not None:
-        check_bounds(body, bounds)
+        check_bounds(body, bounds, raw)
     try:
         return ChatCompletionRequest.model_validate(body, strict=True)
     except ValidationError as exc:

@@ -45,7 +45,14 @@ class Limits:
 
     @property
     def any(self) -> bool:
-        return any(getattr(self, name) is not None for name in LIMIT_FIELDS)
+        return not (
+            self.rpm is None
+            and self.tpm is None
+            and self.concurrency is None
+            and self.budget_day is None
+            and self.budget_month is None
+            and self.budget_total is None
+        )
 
     def as_dict(self) -> dict[str, int | None]:
         return {name: getattr(self, name) for name in LIMIT_FIELDS}

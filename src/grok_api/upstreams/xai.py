@@ -86,8 +86,16 @@ class XAIUpstream:
             if not request.stream:
                 yield events_from_completion(_loads(await resp.read(), self.name))
                 return
-            async for batch in _sse_events(resp, self.name):
-                yield batch
+            decoder = ChunkDecoder(self.name)
+            async for lines in read_lines(resp):  # the SSE decode loop, inline: it is hot
+                events = decoder.feed(lines)
+                if events:
+                    yield events
+                if decoder.error is not None:
+                    raise decoder.error
+                if decoder.done:
+                    return
+            raise UpstreamError(f"{self.name} ended the stream before it was complete")
 
 
 def _loads(raw: bytes, upstream: str) -> Any:
@@ -95,21 +103,6 @@ def _loads(raw: bytes, upstream: str) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise UpstreamError(f"{upstream} sent a malformed response: {raw[:80]!r}") from exc
-
-
-async def _sse_events(resp: aiohttp.ClientResponse, upstream: str) -> AsyncIterator[list[Event]]:
-    """Decodes an OpenAI-format SSE body, one batch of Events per network read."""
-    decoder = ChunkDecoder(upstream)
-    async for lines in read_lines(resp):
-        events = decoder.feed(lines)
-        if events:
-            yield events
-        if decoder.error is not None:
-            raise decoder.error
-        if decoder.done:
-            return
-    if not decoder.done:
-        raise UpstreamError(f"{upstream} ended the stream before it was complete")
 
 
 class ChunkDecoder:
