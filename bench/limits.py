@@ -48,6 +48,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=int, default=10)
     p.add_argument("--connections", type=int, default=50)
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds, averaged")
     p.add_argument("--redis", default=os.environ.get("GROK_API_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
     a = p.parse_args()
     if shutil.which("wrk") is None:
@@ -87,7 +88,10 @@ def main() -> None:
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
     off = results["limits off"]
-    print(f"\nnon-streamed requests/s, {a.connections} connections, {a.seconds}s a run (usage accounting on)")
+    print(
+        f"\nnon-streamed requests/s, {a.connections} connections, mean of {a.rounds} interleaved {a.seconds}s runs"
+        " (usage accounting on)"
+    )
     for name, rps in results.items():
         print(f"  {name:24} {rps:9.0f}   {rps / off:5.0%} of off")
     print(f"\nusage accounting: {recorder_cost():.2f} µs per request on the hot path (UsageRecorder.record)")

@@ -49,11 +49,13 @@ _REASONS = {
 
 def reset_text(seconds: float) -> str:
     """A duration as OpenAI writes it in ``x-ratelimit-reset-*``: ``850ms``, ``6s``, ``1m30s``."""
-    if seconds < 1:
-        return f"{max(0, round(seconds * 1000))}ms"
-    minutes, secs = divmod(seconds, 60)
-    secs_text = f"{secs:.3f}".rstrip("0").rstrip(".")
-    return f"{int(minutes)}m{secs_text}s" if minutes else f"{secs_text}s"
+    ms = round(seconds * 1000)
+    if ms < 1000:
+        return f"{max(0, ms)}ms"
+    minutes, ms = divmod(ms, 60_000)
+    whole, frac = divmod(ms, 1000)
+    secs = f"{whole}.{frac:03d}".rstrip("0") if frac else str(whole)
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
 
 
 @dataclass(slots=True)
@@ -218,13 +220,12 @@ class MemoryLimiter:
         return Ticket(key.id, limits, reserve, headers=rate_headers(limits, d), checked=True)
 
     def _check(self, limits: Limits, st: _KeyState, reserve: int, now: float) -> Decision:
-        for reason, budget, used in (
-            (BUDGET_DAY, limits.budget_day, st.day_used),
-            (BUDGET_MONTH, limits.budget_month, st.month_used),
-            (BUDGET_TOTAL, limits.budget_total, st.total_used),
-        ):
-            if budget is not None and used >= budget:
-                return Decision(False, reason)
+        if limits.budget_day is not None and st.day_used >= limits.budget_day:
+            return Decision(False, BUDGET_DAY)
+        if limits.budget_month is not None and st.month_used >= limits.budget_month:
+            return Decision(False, BUDGET_MONTH)
+        if limits.budget_total is not None and st.total_used >= limits.budget_total:
+            return Decision(False, BUDGET_TOTAL)
         d = Decision(True)
         new_tat = 0.0
         if limits.rpm:
