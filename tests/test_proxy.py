@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from collections.abc import Iterator
 
@@ -99,3 +100,75 @@ def test_grok_com_calls_go_through_the_http_proxy(env: Env, proxy: ForwardProxy)
         )
     assert r.choices[0].message.content == "[turn 1] You said: via proxy"
     assert proxy.seen == [f"POST {env.sim.base_url}/rest/app-chat/conversations/new"]
+
+
+class Socks5Proxy:
+    """A minimal SOCKS5 server (no authentication, CONNECT only) that counts its tunnels."""
+
+    def __init__(self) -> None:
+        self.tunnels: list[tuple[str, int]] = []
+        self.sock = free_socket()
+        self.port = self.sock.getsockname()[1]
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            _version, n = await reader.readexactly(2)
+            await reader.readexactly(n)
+            writer.write(b"\x05\x00")  # no authentication
+            _v, _cmd, _rsv, kind = await reader.readexactly(4)
+            if kind == 1:
+                host = socket.inet_ntoa(await reader.readexactly(4))
+            else:
+                host = (await reader.readexactly((await reader.readexactly(1))[0])).decode()
+            port = int.from_bytes(await reader.readexactly(2), "big")
+            self.tunnels.append((host, port))
+            up_reader, up_writer = await asyncio.open_connection(host, port)
+            writer.write(b"\x05\x00\x00\x01" + socket.inet_aton("127.0.0.1") + port.to_bytes(2, "big"))
+
+            async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+                dst.close()
+
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+        except (OSError, asyncio.IncompleteReadError):
+            writer.close()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self.handle, sock=self.sock)
+
+    def __enter__(self) -> Socks5Proxy:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.start(), self.loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.close()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def test_upstream_calls_go_through_a_socks5_proxy(env: Env) -> None:
+    with Socks5Proxy() as socks:
+        settings = gateway_settings(env.settings.data_dir, env.sim, proxy=f"socks5://127.0.0.1:{socks.port}")
+        with ServedApp(settings) as served:
+            _, key = env.create_key("socks")
+            client = env.client(key, base_url=served.base_url + "/v1")
+            r = client.chat.completions.create(
+                model="grok-3", messages=[{"role": "user", "content": "via socks"}]
+            )
+            chunks = list(
+                client.chat.completions.create(
+                    model="grok-3", messages=[{"role": "user", "content": "streamed"}], stream=True
+                )
+            )
+    assert r.choices[0].message.content == "[turn 1] You said: via socks"
+    assert (
+        "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        == "[turn 1] You said: streamed"
+    )
+    assert socks.tunnels
+    assert all(t == ("127.0.0.1", env.sim.port) for t in socks.tunnels)
