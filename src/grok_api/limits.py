@@ -293,10 +293,6 @@ def new_request_id() -> str:
     return secrets.token_hex(8)
 
 
-class LimiterDown(Exception):
-    """The shared limiter could not be asked."""
-
-
 def fail(mode: str, exc: BaseException, key: KeyRecord, on_open: Callable[[], None]) -> Ticket:
     """What a request gets when the shared limiter is unreachable: served, or a 503."""
     if mode == "closed":
