@@ -339,3 +339,34 @@ def test_history_hash_ignores_inline_thinking() -> None:
     ]
     assert history_hash("k", "m", plain) == history_hash("k", "m", inline)
     assert history_hash("k", "m", plain) != history_hash("other-key", "m", plain)
+
+
+def test_browser_impersonation_transport(env: Env, tmp_path: Path) -> None:
+    """GROK_API_WEB_IMPERSONATE: the same conversation and refusals through curl_cffi."""
+    settings = gateway_settings(
+        tmp_path,
+        env.sim,
+        web_cookies=WEB_COOKIES,
+        web_user_agent=WEB_AGENT,
+        web_base_url=env.sim.base_url,
+        web_impersonate="chrome",
+    )
+    with ServedApp(settings) as served:
+        client = env.client(key_for(settings), base_url=served.base_url + "/v1")
+        messages: list[dict[str, str]] = []
+        for turn in (1, 2):
+            messages.append({"role": "user", "content": f"impersonated {turn}"})
+            answer = ask(client, messages)
+            assert answer == f"[turn {turn}] You said: impersonated {turn}"
+            messages.append({"role": "assistant", "content": answer})
+        streamed = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "streamed"}], stream=True
+        )
+        assert (
+            "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+            == "[turn 1] You said: streamed"
+        )
+        with pytest.raises(openai.APIStatusError) as info:
+            ask(client, [{"role": "user", "content": "x [sim fault=antibot]"}])
+        assert info.value.status_code == 502
+        assert "cf_clearance" in info.value.message

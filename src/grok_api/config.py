@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     web_base_url: str = "https://grok.com"
     web_cookies: SecretStr | None = None
     web_user_agent: str | None = None
+    web_impersonate: str | None = None  # curl_cffi browser profile, e.g. "chrome"
     web_headers: SecretStr | None = None  # a JSON object of extra headers copied from the browser
     web_models_file: Path | None = None
     web_assets_url: str = "https://assets.grok.com"
@@ -85,7 +86,14 @@ class Settings(BaseSettings):
     access_log: bool = False
 
     @field_validator(
-        "proxy", "redis_url", "database_url", "web_user_agent", "routes", "cors_origins", mode="before"
+        "proxy",
+        "redis_url",
+        "database_url",
+        "web_user_agent",
+        "web_impersonate",
+        "routes",
+        "cors_origins",
+        mode="before",
     )
     @classmethod
     def _blank_is_none(cls, v: object) -> object:

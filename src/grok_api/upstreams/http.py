@@ -36,10 +36,10 @@ class PooledClient:
         await self.session.close()
 
 
-async def read_lines(resp: aiohttp.ClientResponse) -> AsyncIterator[list[bytes]]:
+async def read_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
     """The body's complete lines, one list per network read (the last may lack its newline)."""
     buf = b""
-    async for data in resp.content.iter_any():
+    async for data in chunks:
         buf += data
         if b"\n" not in data:
             continue

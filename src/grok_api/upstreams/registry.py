@@ -80,6 +80,7 @@ def build_router(settings: Settings, *, demo_url: str | None = None, redis: Redi
             assets_url=settings.web_assets_url,
             thinking=settings.web_thinking,
             http=http,
+            impersonate=settings.web_impersonate,
         )
         web_failover = FailoverUpstream("web", [(web.base_url, web)], policy)
         router.add(web_failover, default=settings.default_upstream == "web" or not xai_key)

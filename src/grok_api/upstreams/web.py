@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import orjson
 
 from ..conversations import Conversations, Handle, Plan, fold
 from ..errors import GatewayError, InvalidRequest, ModelNotFound, UpstreamError
 from .base import ChatRequest, Event, ModelInfo
-from .http import HTTPOptions, PooledClient, converted, read_lines
+from .http import HTTPOptions, read_lines
 from .web_decode import REFRESH, THINKING_MODES, WebDecoder, error_from
+from .web_transport import WebResponse, make_transport
 
 DEFAULT_MODELS_FILE = Path(__file__).with_name("web_models.json")
 
@@ -79,6 +79,7 @@ class WebUpstream:
         assets_url: str = "https://assets.grok.com",
         thinking: str = "reasoning",
         http: HTTPOptions | None = None,
+        impersonate: str | None = None,
         name: str = "web",
     ) -> None:
         self.name = name
@@ -88,11 +89,10 @@ class WebUpstream:
         self.assets_url = assets_url.rstrip("/")
         self.thinking = thinking
         self._headers = session_headers(cookies, user_agent, extra_headers or {})
-        self._client = PooledClient(http or HTTPOptions(max_connections=64))
-        self._session, self._proxy = self._client.session, self._client.proxy
+        self._transport = make_transport(http or HTTPOptions(max_connections=64), impersonate)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._transport.aclose()
 
     async def models(self) -> list[ModelInfo]:
         return [ModelInfo(id=f"{self.name}/{model_id}", owned_by="grok.com") for model_id in self.models_map]
@@ -109,19 +109,20 @@ class WebUpstream:
         key_id = request.key_id or ""
         plan = await self.conversations.plan(key_id, request.upstream_model, request.messages)
         decoder = WebDecoder(display, self.assets_url, sent_chars=len(plan.message))
-        async with converted("grok.com"):
+        resp = await self._post(plan, model)
+        if resp.status == 404 and plan.handle is not None:
+            # the conversation is gone upstream (deleted, expired): start again with the history
+            await resp.close()
+            plan = Plan(fold(request.messages), None)
+            decoder = WebDecoder(display, self.assets_url, sent_chars=len(plan.message))
             resp = await self._post(plan, model)
-            if resp.status == 404 and plan.handle is not None:
-                # the conversation is gone upstream (deleted, expired): start again with the history
-                resp.release()
-                plan = Plan(fold(request.messages), None)
-                decoder = WebDecoder(display, self.assets_url, sent_chars=len(plan.message))
-                resp = await self._post(plan, model)
-            async with resp:
-                if resp.status >= 400 or "html" in resp.headers.get("Content-Type", ""):
-                    raise await web_error(resp)
-                async for batch in _lines(resp, decoder):
-                    yield batch
+        try:
+            if resp.status >= 400 or "html" in resp.headers.get("Content-Type", ""):
+                raise await web_error(resp)
+            async for batch in _lines(resp, decoder):
+                yield batch
+        finally:
+            await resp.close()
         conversation_id = decoder.conversation_id or (plan.handle.conversation_id if plan.handle else None)
         if conversation_id and decoder.response_id:
             handle = Handle(conversation_id, decoder.response_id)
@@ -129,7 +130,7 @@ class WebUpstream:
                 key_id, request.upstream_model, request.messages, decoder.answer_text(), handle
             )
 
-    async def _post(self, plan: Plan, model: WebModel) -> aiohttp.ClientResponse:
+    async def _post(self, plan: Plan, model: WebModel) -> WebResponse:
         body: dict[str, Any] = {
             "message": plan.message,
             "modelName": model.model_name,
@@ -151,13 +152,11 @@ class WebUpstream:
         else:
             url = f"{self.base_url}/rest/app-chat/conversations/{plan.handle.conversation_id}/responses"
             body["parentResponseId"] = plan.handle.response_id
-        return await self._session.post(
-            url, data=orjson.dumps(body), headers=self._headers, proxy=self._proxy
-        )
+        return await self._transport.post(url, orjson.dumps(body), self._headers)
 
 
-async def _lines(resp: aiohttp.ClientResponse, decoder: WebDecoder) -> AsyncIterator[list[Event]]:
-    async for lines in read_lines(resp):
+async def _lines(resp: WebResponse, decoder: WebDecoder) -> AsyncIterator[list[Event]]:
+    async for lines in read_lines(resp.chunks()):
         events = decoder.feed(lines)
         if events:
             yield events
@@ -185,9 +184,9 @@ def _refuse_images(messages: list[dict[str, Any]]) -> None:
             )
 
 
-async def web_error(resp: aiohttp.ClientResponse) -> GatewayError:
+async def web_error(resp: WebResponse) -> GatewayError:
     """grok.com's refusals, with what the user can do about each."""
-    raw = await resp.content.read(64 * 1024)
+    raw = await resp.read(64 * 1024)
     text = raw.decode("utf-8", "replace")
     if "html" in resp.headers.get("Content-Type", "") or "Just a moment" in text:
         return UpstreamError(

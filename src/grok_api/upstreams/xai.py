@@ -87,7 +87,7 @@ class XAIUpstream:
                 yield events_from_completion(_loads(await resp.read(), self.name))
                 return
             decoder = ChunkDecoder(self.name)
-            async for lines in read_lines(resp):  # the SSE decode loop, inline: it is hot
+            async for lines in read_lines(resp.content.iter_any()):  # the SSE decode loop, inline: it is hot
                 events = decoder.feed(lines)
                 if events:
                     yield events
