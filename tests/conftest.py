@@ -233,6 +233,16 @@ WEB_AGENT = "Mozilla/5.0 (TestBrowser) Gecko/20100101"
 WEB_COOKIES = f"sso={WEB_SSO}; sso-rw={WEB_SSO}; cf_clearance=cf-test-clearance"
 
 
+def web_settings(data_dir: Path, sim: Simulator, **overrides: Any) -> Settings:
+    """Gateway settings with the grok.com upstream on the simulator, signed in as the tests' browser."""
+    values: dict[str, Any] = {
+        "web_cookies": WEB_COOKIES,
+        "web_user_agent": WEB_AGENT,
+        "web_base_url": sim.base_url,
+    }
+    return gateway_settings(data_dir, sim, **(values | overrides))
+
+
 @pytest.fixture(scope="session")
 def sim() -> Iterator[Simulator]:
     config = SimulatorConfig(xai_api_key=UPSTREAM_KEY, web_cookie=WEB_SSO, web_user_agent=WEB_AGENT)

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from .conftest import Env, ServedApp, free_socket, gateway_settings
+from .conftest import Env, ServedApp, free_socket, gateway_settings, web_settings
 
 
 class ForwardProxy:
@@ -82,16 +82,7 @@ def test_upstream_calls_go_through_the_http_proxy(env: Env, proxy: ForwardProxy,
 
 
 def test_grok_com_calls_go_through_the_http_proxy(env: Env, proxy: ForwardProxy) -> None:
-    from .conftest import WEB_AGENT, WEB_COOKIES
-
-    settings = gateway_settings(
-        env.settings.data_dir,
-        env.sim,
-        proxy=f"http://127.0.0.1:{proxy.port}",
-        web_cookies=WEB_COOKIES,
-        web_user_agent=WEB_AGENT,
-        web_base_url=env.sim.base_url,
-    )
+    settings = web_settings(env.settings.data_dir, env.sim, proxy=f"http://127.0.0.1:{proxy.port}")
     with ServedApp(settings) as served:
         _, key = env.create_key("proxied-web")
         client = env.client(key, base_url=served.base_url + "/v1")

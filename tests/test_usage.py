@@ -14,7 +14,7 @@ import pytest
 
 from grok_api.store import Limits
 
-from .conftest import ADMIN_KEY, Env, post_chat
+from .conftest import ADMIN_KEY, Env, post_chat, stream_frames
 
 
 def flush(env: Env) -> None:
@@ -54,22 +54,10 @@ def test_rate_limit_headers_and_429(env: Env) -> None:
 
 def test_streams_carry_the_headers_too(env: Env) -> None:
     _, key = env.create_key("tpm", limits=Limits(tpm=100_000))
-    with httpx.stream(
-        "POST",
-        env.base_url + "/v1/chat/completions",
-        headers={"Authorization": f"Bearer {key}"},
-        json={
-            "model": "grok-3",
-            "stream": True,
-            "max_tokens": 50,
-            "messages": [{"role": "user", "content": "x"}],
-        },
-    ) as r:
-        assert r.headers["x-ratelimit-limit-tokens"] == "100000"
-        assert (
-            int(r.headers["x-ratelimit-remaining-tokens"]) == 100_000 - 50 - 5
-        )  # max_tokens + prompt estimate
-        r.read()
+    r, frames = stream_frames(env.base_url, key, "x", max_tokens=50)
+    assert frames[-1] == "data: [DONE]"
+    assert r.headers["x-ratelimit-limit-tokens"] == "100000"
+    assert int(r.headers["x-ratelimit-remaining-tokens"]) == 100_000 - 50 - 5  # max_tokens + prompt estimate
 
 
 def test_token_budget_is_insufficient_quota(env: Env) -> None:

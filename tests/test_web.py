@@ -15,7 +15,7 @@ import pytest
 
 from grok_api.conversations import fold, history_hash
 
-from .conftest import WEB_AGENT, WEB_COOKIES, Env, ServedApp, gateway_settings, key_for
+from .conftest import WEB_AGENT, WEB_COOKIES, Env, ServedApp, key_for, web_settings
 
 MODEL = "web/grok-4"
 
@@ -23,14 +23,7 @@ MODEL = "web/grok-4"
 @pytest.fixture(scope="module")
 def web(env: Env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     """A gateway with both upstreams: xAI's API (default) and grok.com (``web/…``)."""
-    settings = gateway_settings(
-        tmp_path_factory.mktemp("web"),
-        env.sim,
-        web_cookies=WEB_COOKIES,
-        web_user_agent=WEB_AGENT,
-        web_base_url=env.sim.base_url,
-        routes="grok-chat=web/grok-4",
-    )
+    settings = web_settings(tmp_path_factory.mktemp("web"), env.sim, routes="grok-chat=web/grok-4")
     with ServedApp(settings) as served:
         e = Env(app=served, sim=env.sim, settings=settings)
         yield e
@@ -243,9 +236,7 @@ def test_failures_mid_answer(client: openai.OpenAI, fault: str) -> None:
 
 def test_a_session_the_site_refuses(env: Env, tmp_path: Path) -> None:
     for cookies, agent in (("sso=stale-value", WEB_AGENT), (WEB_COOKIES, "curl/8.0")):
-        settings = gateway_settings(
-            tmp_path, env.sim, web_cookies=cookies, web_user_agent=agent, web_base_url=env.sim.base_url
-        )
+        settings = web_settings(tmp_path, env.sim, web_cookies=cookies, web_user_agent=agent)
         with ServedApp(settings) as served:
             key = key_for(settings)
             r = httpx.post(
@@ -307,14 +298,7 @@ def test_model_map_is_data(env: Env, tmp_path: Path) -> None:
             {"grok-next": {"modelName": "grok-5", "modelMode": "MODEL_MODE_FUTURE", "isReasoning": True}}
         )
     )
-    settings = gateway_settings(
-        tmp_path,
-        env.sim,
-        web_cookies=WEB_COOKIES,
-        web_user_agent=WEB_AGENT,
-        web_base_url=env.sim.base_url,
-        web_models_file=models,
-    )
+    settings = web_settings(tmp_path, env.sim, web_models_file=models)
     with ServedApp(settings) as served:
         start = env.sim.recorded
         r = httpx.post(
@@ -343,14 +327,7 @@ def test_history_hash_ignores_inline_thinking() -> None:
 
 def test_browser_impersonation_transport(env: Env, tmp_path: Path) -> None:
     """GROK_API_WEB_IMPERSONATE: the same conversation and refusals through curl_cffi."""
-    settings = gateway_settings(
-        tmp_path,
-        env.sim,
-        web_cookies=WEB_COOKIES,
-        web_user_agent=WEB_AGENT,
-        web_base_url=env.sim.base_url,
-        web_impersonate="chrome",
-    )
+    settings = web_settings(tmp_path, env.sim, web_impersonate="chrome")
     with ServedApp(settings) as served:
         client = env.client(key_for(settings), base_url=served.base_url + "/v1")
         messages: list[dict[str, str]] = []
