@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .conversations import text_of
 from .store.usage import UsageRow, UsageStore
 from .upstreams.base import Usage
 
@@ -31,17 +32,9 @@ def estimate_tokens(chars: int) -> int:
     return math.ceil(chars / CHARS_PER_TOKEN)
 
 
-def _text_chars(content: Any) -> int:
-    if isinstance(content, str):
-        return len(content)
-    if isinstance(content, list):
-        return sum(len(p.get("text") or "") for p in content if isinstance(p, dict))
-    return 0
-
-
 def estimate_prompt_tokens(messages: list[dict[str, Any]]) -> int:
     """About how many tokens a prompt is: its text at 4 characters a token, plus 4 a message."""
-    return sum(4 + estimate_tokens(_text_chars(m.get("content"))) for m in messages)
+    return sum(4 + estimate_tokens(len(text_of(m.get("content")))) for m in messages)
 
 
 class UsageRecorder:
