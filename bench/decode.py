@@ -66,7 +66,7 @@ def run(
     size = 0
     for i in range(0, len(lines), per_read):
         size += len(encoder.encode(decode(lines[i : i + per_read])))
-    size += len(encoder.encode(tail())) + len(encoder.close())
+    size += len(encoder.encode(tail())) + len(encoder.finish())
     assert size > 0
     return time.perf_counter() - started
 

@@ -27,6 +27,7 @@ from .errors import GatewayError, InvalidRequest, for_status
 from .limits import MemoryLimiter, RateLimiter
 from .limits_redis import RedisLimiter
 from .metrics import Metrics
+from .pipeline import Surface, serve
 from .store import Database, KeyStore, UsageStore
 from .upstreams.registry import build_router
 from .usage import UsageRecorder
@@ -159,12 +160,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 class GatewayApp(FastAPI):
-    """FastAPI, with ``POST /v1/chat/completions`` served before FastAPI's routing (the hot path).
+    """FastAPI, with the surfaces' POST endpoints (``hot``: path → Surface) served by the
+    pipeline before FastAPI's routing (the hot path).
 
     CORS, when configured, wraps both (it is off by default: browsers get no access).
     """
 
     entry: ASGIApp | None = None
+    hot: dict[str, Surface]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.entry is not None:
@@ -180,9 +183,11 @@ class GatewayApp(FastAPI):
         return self.openapi_schema
 
     async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == chat.PATH and scope["method"] == "POST":
-            await chat.chat_endpoint(self.state.gateway, scope, receive, send)
-            return
+        if scope["type"] == "http" and scope["method"] == "POST":
+            surface = self.hot.get(scope["path"])
+            if surface is not None:
+                await serve(self.state.gateway, surface, scope, receive, send)
+                return
         await super().__call__(scope, receive, send)
 
 
@@ -197,6 +202,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.hot = {chat.PATH: chat.SURFACE}
     if settings.cors_origins:
         origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
         app.entry = CORSMiddleware(

@@ -18,6 +18,7 @@ from .errors import GatewayError
 from .upstreams.base import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 
 DONE = b"data: [DONE]\n\n"
+KEEPALIVE = b": keep-alive\n\n"
 _CHOICE_TAIL = b',"logprobs":null,"finish_reason":null}]}\n\n'
 _TEXT_KEY = b'{"content":'
 _REASONING_KEY = b'{"reasoning_content":'
@@ -42,26 +43,20 @@ def sse_error(error: GatewayError) -> bytes:
     return b"data: " + error.json_bytes() + b"\n\n" + DONE
 
 
-class Tally:
-    """What an answer amounted to: its usage, its finish and how much text was delivered."""
-
-    __slots__ = ("delivered_chars", "events", "finish_reason", "usage")
-
-    def __init__(self) -> None:
-        self.usage: Usage | None = None
-        self.finish_reason: str | None = None
-        self.delivered_chars = 0
-        self.events = 0
-
-
 class ChunkEncoder:
-    """Encodes the Events of one answer as SSE ``data:`` frames, exactly as OpenAI frames them."""
+    """Encodes the Events of one answer as SSE ``data:`` frames, exactly as OpenAI frames them.
+
+    The streamed :class:`~grok_api.pipeline.Encoder` of chat completions.
+    """
+
+    stream = True
+    keepalive = KEEPALIVE
 
     def __init__(self, model: str, *, include_usage: bool, cid: str | None = None) -> None:
         self.id = cid or completion_id()
         self.created = int(time.time())
         self.include_usage = include_usage
-        self.tally = Tally()
+        self.usage: Usage | None = None
         self._head = (
             b'data: {"id":"'
             + self.id.encode()
@@ -88,11 +83,9 @@ class ChunkEncoder:
         if not self._started:
             self._started = True
             out.append(self._chunk(b'{"role":"assistant","content":""}'))
-        tally = self.tally
         run: list[str] = []
         run_key = b""
         for ev in events:
-            tally.events += 1
             if isinstance(ev, TextDelta | ReasoningDelta):
                 key = _TEXT_KEY if isinstance(ev, TextDelta) else _REASONING_KEY
                 if key is not run_key and run:
@@ -105,12 +98,10 @@ class ChunkEncoder:
                 out.append(self._text_chunk(run_key, run))
                 run = []
             if isinstance(ev, ToolCallDelta):
-                tally.delivered_chars += len(ev.arguments)
                 out.append(self._chunk(orjson.dumps({"tool_calls": [self._tool_call(ev)]})))
             elif isinstance(ev, Usage):
-                tally.usage = ev
+                self.usage = ev
             elif isinstance(ev, Finish):
-                tally.finish_reason = ev.reason
                 out.append(
                     self._delta_head
                     + b'{},"logprobs":null,"finish_reason":'
@@ -123,7 +114,6 @@ class ChunkEncoder:
 
     def _text_chunk(self, key: bytes, run: list[str]) -> bytes:
         text = run[0] if len(run) == 1 else "".join(run)
-        self.tally.delivered_chars += len(text)
         return self._delta_head + key + orjson.dumps(text) + b"}" + _CHOICE_TAIL
 
     def _tool_call(self, ev: ToolCallDelta) -> dict[str, Any]:
@@ -137,45 +127,56 @@ class ChunkEncoder:
             "function": {"name": ev.name, "arguments": ev.arguments},
         }
 
-    def close(self) -> bytes:
+    def finish(self) -> bytes:
         """The frames that end a completed stream: the usage chunk if asked for, then [DONE]."""
         out = b""
-        if self.include_usage and self.tally.usage is not None:
-            out = (
-                self._head
-                + b',"choices":[],"usage":'
-                + orjson.dumps(usage_object(self.tally.usage))
-                + b"}\n\n"
-            )
+        if self.include_usage and self.usage is not None:
+            out = self._head + b',"choices":[],"usage":' + orjson.dumps(usage_object(self.usage)) + b"}\n\n"
         return out + DONE
+
+    @staticmethod
+    def error(exc: GatewayError) -> bytes:
+        return sse_error(exc)
 
 
 class Aggregator:
-    """Collects the Events of one answer into a single ``chat.completion`` object."""
+    """Collects the Events of one answer into a single ``chat.completion`` object.
+
+    The non-streamed :class:`~grok_api.pipeline.Encoder` of chat completions: ``encode`` only
+    collects, ``finish`` is the JSON body.
+    """
+
+    stream = False
+    keepalive = b""
 
     def __init__(self, model: str) -> None:
         self.model = model
-        self.tally = Tally()
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._tools: dict[int, dict[str, Any]] = {}
 
-    def add(self, events: Iterable[Event]) -> None:
-        tally = self.tally
+    def encode(self, events: Iterable[Event]) -> bytes:
         for ev in events:
-            tally.events += 1
             if type(ev) is TextDelta:
-                tally.delivered_chars += len(ev.text)
                 self._text.append(ev.text)
             elif type(ev) is ReasoningDelta:
-                tally.delivered_chars += len(ev.text)
                 self._reasoning.append(ev.text)
             elif type(ev) is ToolCallDelta:
                 self._add_tool(ev)
             elif type(ev) is Usage:
-                tally.usage = ev
+                self.usage = ev
             elif type(ev) is Finish:
-                tally.finish_reason = ev.reason
+                self.finish_reason = ev.reason
+        return b""
+
+    def finish(self) -> bytes:
+        return orjson.dumps(self.result())
+
+    @staticmethod
+    def error(exc: GatewayError) -> bytes:
+        return exc.json_bytes()
 
     def _add_tool(self, ev: ToolCallDelta) -> None:
         call = self._tools.setdefault(
@@ -186,7 +187,6 @@ class Aggregator:
         if ev.name:
             call["function"]["name"] = ev.name
         call["function"]["arguments"] += ev.arguments
-        self.tally.delivered_chars += len(ev.arguments)
 
     def result(self) -> dict[str, Any]:
         message: dict[str, Any] = {
@@ -208,10 +208,10 @@ class Aggregator:
                     "index": 0,
                     "message": message,
                     "logprobs": None,
-                    "finish_reason": self.tally.finish_reason or "stop",
+                    "finish_reason": self.finish_reason or "stop",
                 }
             ],
         }
-        if self.tally.usage is not None:
-            body["usage"] = usage_object(self.tally.usage)
+        if self.usage is not None:
+            body["usage"] = usage_object(self.usage)
         return body

@@ -1,5 +1,6 @@
-"""How chat answers are sent: one JSON body, or an SSE stream with keep-alives; and the watch
-that notices a client going away so the upstream call is cancelled at once."""
+"""How answers are sent: one JSON body, or an SSE stream with keep-alives; and the watch that
+notices a client going away so the upstream call is cancelled at once. Shared by every surface:
+what the bytes are is the surface's Encoder's business."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import Receive, Scope, Send
 
 from ..errors import GatewayError, Unavailable, UpstreamError
-from ..stream import ChunkEncoder, sse_error
 from ..upstreams.base import Event
+
+if TYPE_CHECKING:
+    from ..pipeline import Encoder, Tally
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +27,6 @@ _SSE_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
-KEEPALIVE = b": keep-alive\n\n"
 
 
 def header_list(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
@@ -85,20 +87,21 @@ class JSONResponse:
 
 
 class SSEResponse:
-    """Streams the encoded Events.
+    """Streams the encoded Events, passing each batch through the request's Tally first.
 
     ``first`` is the first batch when it came before the headers had to go; otherwise
     ``pending`` is still producing it, and the stream starts at once with keep-alive comments.
-    A comment is also sent whenever the upstream is silent for ``keepalive`` seconds, so that
-    proxies do not cut a long wait. A failure after the stream began ends it in-band: an
-    OpenAI-style error event, then ``[DONE]``.
+    The encoder's keep-alive (an SSE comment or the surface's ping) is also sent whenever the
+    upstream is silent for ``keepalive`` seconds, so that proxies do not cut a long wait. A
+    failure after the stream began ends it in-band, in the encoder's error shape.
     """
 
     def __init__(
         self,
-        encoder: ChunkEncoder,
+        encoder: Encoder,
         rest: AsyncIterator[Sequence[Event]],
         *,
+        tally: Tally,
         headers: dict[str, str],
         keepalive: float,
         first: Sequence[Event] | None = None,
@@ -106,6 +109,7 @@ class SSEResponse:
         on_error: Callable[[GatewayError], None] = lambda exc: None,
     ) -> None:
         self.encoder = encoder
+        self.tally = tally
         self.rest = rest
         self.headers = headers
         self.keepalive = keepalive
@@ -123,7 +127,8 @@ class SSEResponse:
                 # not the client: the server is stopping and the grace period is over
                 with contextlib.suppress(Exception):
                     cut = Unavailable("The gateway is shutting down; this answer was cut short.")
-                    await send({"type": "http.response.body", "body": sse_error(cut), "more_body": False})
+                    body = self.encoder.error(cut)
+                    await send({"type": "http.response.body", "body": body, "more_body": False})
             raise
         finally:
             if self.pending is not None:
@@ -159,6 +164,7 @@ class SSEResponse:
 
     async def _relay(self, send: Send) -> bytes:
         encode = self.encoder.encode
+        add = self.tally.add
         try:
             first = self.first
             if first is None:
@@ -167,17 +173,19 @@ class SSEResponse:
                     first = await self.pending
                 except StopAsyncIteration:
                     raise UpstreamError("The upstream ended the answer without sending anything.") from None
+            add(first)
             await self._send(send, encode(first))
             async for batch in self.rest:
+                add(batch)
                 data = encode(batch)
                 if data:
                     self._last = time.monotonic()
                     await send({"type": "http.response.body", "body": data, "more_body": True})
-            return self.encoder.close()
+            return self.encoder.finish()
         except GatewayError as exc:
             self.on_error(exc)
             log.warning("stream cut by upstream error: %s", exc.message, extra={"status": exc.status})
-            return sse_error(exc)
+            return self.encoder.error(exc)
 
     async def _send(self, send: Send, data: bytes) -> None:
         self._last = time.monotonic()
@@ -187,7 +195,7 @@ class SSEResponse:
         while True:
             await asyncio.sleep(max(0.0, self._last + self.keepalive - time.monotonic()))
             if time.monotonic() - self._last >= self.keepalive:
-                await self._send(send, KEEPALIVE)
+                await self._send(send, self.encoder.keepalive)
 
 
 async def aclose(it: Any) -> None:

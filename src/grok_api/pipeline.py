@@ -1,0 +1,291 @@
+"""The one request pipeline every surface's POST endpoint runs through.
+
+    authenticate → read + bound + parse the body → surface.prepare (validate, build the
+    ChatRequest and the Encoder) → model allowed? → route → limiter admits (a Ticket)
+    → upstream.stream(request) → Encoder → settle (usage + ticket), exactly once
+
+A surface (chat completions, Responses, Messages, images) contributes only two things: how it
+parses and validates its body (:meth:`Surface.prepare`) and how it encodes the Events
+(:class:`Encoder`) — including how an error is shown in its shape, before the first byte
+(:meth:`Surface.error_body`) and after it (:meth:`Encoder.error`). Admission, the disconnect
+watch, keep-alives, the wait for the first batch and usage accounting live here once: usage is
+tallied by the pipeline from the Events it passes on (:class:`Tally`), never by an encoder.
+
+This is the hot path, so it is plain ASGI: ``GatewayApp`` calls :func:`serve` directly, before
+FastAPI's routing and dependency machinery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from .api.asgi import DisconnectWatch, JSONResponse, SSEResponse
+from .errors import (
+    GatewayError,
+    InvalidRequest,
+    PayloadTooLarge,
+    RateLimited,
+    UnsupportedMediaType,
+    UpstreamError,
+)
+from .limits import Ticket
+from .upstreams.base import ChatRequest, Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+
+if TYPE_CHECKING:
+    from .api.deps import Gateway
+    from .store import KeyRecord
+
+log = logging.getLogger(__name__)
+
+
+class Encoder(Protocol):
+    """One answer's Events in one surface's wire shape.
+
+    ``stream`` says whether the answer goes out as Server-Sent Events (``encode`` returns the
+    frames for each batch, ``finish`` the frames that end a completed stream) or as one JSON
+    body (``encode`` only collects and returns ``b""``; ``finish`` returns the body).
+    ``error`` ends a stream that had already begun, in-band; ``keepalive`` is what is sent when
+    the upstream is silent for a while (an SSE comment, or the surface's ping event).
+    """
+
+    stream: bool
+    keepalive: bytes
+
+    def encode(self, batch: Sequence[Event]) -> bytes: ...
+
+    def finish(self) -> bytes: ...
+
+    def error(self, exc: GatewayError) -> bytes: ...
+
+
+@dataclass(slots=True)
+class Call:
+    """What a surface made of a request: the upstream request, its encoder, and how many
+    completion tokens to reserve (``None``: the deployment's default reserve)."""
+
+    request: ChatRequest
+    encoder: Encoder
+    prompt_estimate: int
+    answer_tokens: int | None = None
+
+
+class Surface(Protocol):
+    """One front-end API: its name, how it turns a body into a :class:`Call`, and its error shape."""
+
+    name: str
+
+    def prepare(self, gw: Gateway, key: KeyRecord, body: Any, raw: bytes) -> Call: ...
+
+    def error_body(self, exc: GatewayError) -> bytes: ...
+
+
+class Tally:
+    """What an answer amounted to, counted from the Events the pipeline passed on."""
+
+    __slots__ = ("delivered_chars", "finish_reason", "usage")
+
+    def __init__(self) -> None:
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self.delivered_chars = 0
+
+    def add(self, batch: Sequence[Event]) -> None:
+        for ev in batch:
+            kind = type(ev)
+            if kind is TextDelta or kind is ReasoningDelta:
+                self.delivered_chars += len(ev.text)  # type: ignore[union-attr]
+            elif kind is ToolCallDelta:
+                self.delivered_chars += len(ev.arguments)  # type: ignore[union-attr]
+            elif kind is Usage:
+                self.usage = ev  # type: ignore[assignment]
+            elif kind is Finish:
+                self.finish_reason = ev.reason  # type: ignore[union-attr]
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request was read."""
+
+
+class Flight:
+    """One request's bookkeeping: who asked, what was admitted, and what it amounted to."""
+
+    __slots__ = ("error", "key_id", "model", "prompt_estimate", "tally", "ticket", "watch")
+
+    def __init__(self) -> None:
+        self.key_id = ""
+        self.model = ""
+        self.ticket: Ticket | None = None
+        self.prompt_estimate = 0
+        self.tally: Tally | None = None  # set once the upstream was asked
+        self.error = False
+        self.watch: DisconnectWatch | None = None
+
+    def headers(self) -> dict[str, str]:
+        return self.ticket.headers if self.ticket is not None else {}
+
+    def settle(self, gw: Gateway) -> None:
+        """Records usage and ends the limiter's hold, exactly once, however the request ended."""
+        if self.ticket is None:
+            return
+        used = 0
+        if self.tally is not None:
+            tally = self.tally
+            used = gw.usage.record(
+                self.key_id,
+                self.model,
+                tally.usage,
+                prompt_estimate=self.prompt_estimate,
+                delivered_chars=tally.delivered_chars,
+                error=self.error,
+            )
+            gw.metrics.tokens_total.inc(used)
+        (gw.metrics.requests_error if self.error else gw.metrics.requests_ok).inc()
+        gw.limiter.settle(self.ticket, used)
+        self.ticket = None
+
+
+async def serve(gw: Gateway, surface: Surface, scope: Scope, receive: Receive, send: Send) -> None:
+    """Serves one request of ``surface``; every failure is answered in that surface's shape."""
+    flight = Flight()
+    gw.memory.started()
+    try:
+        try:
+            respond = await _handle(gw, surface, scope, receive, flight)
+        except GatewayError as exc:
+            flight.error = True
+            if exc.status >= 500:
+                log.warning("%s request failed: %s", surface.name, exc.message, extra={"status": exc.status})
+            elif isinstance(exc, RateLimited) and flight.ticket is None:
+                gw.metrics.rate_limited.labels(exc.code or "").inc()
+            respond = JSONResponse(exc.status, surface.error_body(exc), {**flight.headers(), **exc.headers})
+        except Exception:
+            flight.error = True
+            log.exception("unexpected error in %s", surface.name)
+            err = GatewayError("The gateway failed to handle this request.")
+            respond = JSONResponse(err.status, surface.error_body(err))
+        if isinstance(respond, SSEResponse):
+            respond.watch = flight.watch
+        elif flight.watch is not None:
+            flight.watch.finished = True
+        await respond(scope, receive, send)
+    except ClientGone:
+        return
+    except asyncio.CancelledError:
+        if flight.watch is None or not flight.watch.gone:
+            raise
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()  # the client left: the upstream call was cancelled, the request is done
+    finally:
+        if flight.watch is not None:
+            flight.watch.stop()
+        flight.settle(gw)
+        gw.memory.finished()
+
+
+async def _handle(
+    gw: Gateway, surface: Surface, scope: Scope, receive: Receive, flight: Flight
+) -> JSONResponse | SSEResponse:
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    client = scope.get("client")
+    key = await gw.auth.authenticate(headers, client[0] if client else "")
+    check_content_type(headers)
+    raw = await read_body(receive, headers, gw.settings.max_body_bytes)
+    call = surface.prepare(gw, key, parse_json(raw), raw)
+    request = call.request
+    gw.auth.check_model(key, request.model)
+    upstream, request.upstream_model = gw.router.route(request.model)
+    request.key_id = key.id
+    flight.key_id, flight.model = key.id, request.model
+    flight.prompt_estimate = call.prompt_estimate
+    answer = call.answer_tokens or gw.settings.completion_reserve
+    flight.ticket = await gw.limiter.acquire(key, call.prompt_estimate + answer)
+    flight.watch = DisconnectWatch(receive)  # from here on, a client that leaves cancels the work
+    events = aiter(upstream.stream(request))
+    tally = flight.tally = Tally()
+    encoder = call.encoder
+    if not encoder.stream:
+        async for batch in events:
+            tally.add(batch)
+            encoder.encode(batch)
+        return JSONResponse(200, encoder.finish(), flight.headers())
+    return await _stream(gw, flight, encoder, events)
+
+
+async def _stream(
+    gw: Gateway, flight: Flight, encoder: Encoder, events: AsyncIterator[Sequence[Event]]
+) -> SSEResponse:
+    """Waits a keep-alive interval for the first batch before committing to a 200 stream, so that
+    an upstream that fails at once gets its real status; a slow one gets keep-alives instead."""
+    first_task: asyncio.Future[Sequence[Event]] = asyncio.ensure_future(anext(events))
+    try:
+        await asyncio.wait({first_task}, timeout=gw.settings.sse_keepalive)
+    except asyncio.CancelledError:
+        first_task.cancel()
+        raise
+
+    def on_error(exc: GatewayError) -> None:
+        flight.error = True
+        gw.metrics.stream_errors.inc()
+
+    assert flight.tally is not None
+    common: dict[str, Any] = {
+        "tally": flight.tally,
+        "headers": flight.headers(),
+        "keepalive": gw.settings.sse_keepalive,
+        "on_error": on_error,
+    }
+    if not first_task.done():
+        return SSEResponse(encoder, events, pending=first_task, **common)
+    try:
+        first = first_task.result()
+    except StopAsyncIteration:
+        raise UpstreamError("The upstream ended the answer without sending anything.") from None
+    return SSEResponse(encoder, events, first=first, **common)
+
+
+def check_content_type(headers: dict[str, str]) -> None:
+    """A body that says it is not JSON is refused (415); one that says nothing is read as JSON."""
+    kind = headers.get("content-type")
+    if kind is not None and "json" not in kind.lower():
+        raise UnsupportedMediaType(
+            f"Content-Type '{kind}' is not supported; send the body as 'Content-Type: application/json'."
+        )
+
+
+async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
+    """The whole request body; 413 as soon as it passes ``limit`` bytes."""
+    length = headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def parse_json(raw: bytes) -> Any:
+    if not raw.strip():
+        raise InvalidRequest("The request body is empty; send a JSON object.", code="invalid_json")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(
+            f"The request body is not valid JSON: {exc.msg} (at byte {exc.pos}).", code="invalid_json"
+        ) from None
