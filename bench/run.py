@@ -1,16 +1,19 @@
 """Gateway throughput against a cheap static upstream, beside a bare pass-through, in one run.
 
     make bench                      # or: python bench/run.py [--seconds 10] [--connections 50]
+    python bench/run.py --baseline-src ../old/src   # also an older checkout's gateway, same run
 
 Three servers are measured under the same load from ``wrk`` (one thread, keep-alive):
 the static upstream itself, a bare Starlette + aiohttp pass-through in front of it (the
-reference), and the gateway with authentication on. Machines are noisy, so the figures that
-matter are the ratios to the pass-through measured in the same run.
+reference), and the gateway with authentication on; with ``--baseline-src``, a second gateway
+run from another checkout's ``src`` (before/after a change, in one run). Machines are noisy, so
+the figures that matter are the ratios to the pass-through measured in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -128,33 +131,45 @@ def measure(a: argparse.Namespace, split: bool) -> dict[str, dict[str, dict[str,
     up_args = [PY, str(HERE / "static_upstream.py"), "--port", str(up_port), "--chunks", str(a.chunks)]
     pt_args = [PY, str(HERE / "passthrough.py"), "--port", str(pt_port), "--upstream", upstream]
     gw_args = [PY, "-m", "grok_api", "serve", "--port", str(gw_port)]
+    base_port = free_port()
+    base_env = {**gw_env, "PYTHONPATH": str(Path(a.baseline_src or ".").resolve())}
+    base_args = [PY, "-m", "grok_api", "serve", "--port", str(base_port)]
     results: dict[str, dict[str, dict[str, float]]] = {}
     try:
-        with (
-            server([*up_args, *(["--split"] if split else [])], upstream + "/v1/models"),
-            server(pt_args, f"http://127.0.0.1:{pt_port}/"),
-        ):
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(server([*up_args, *(["--split"] if split else [])], upstream + "/v1/models"))
+            stack.enter_context(server(pt_args, f"http://127.0.0.1:{pt_port}/"))
             key = gateway_key(gw_env)
-            with server(gw_args, f"http://127.0.0.1:{gw_port}/health", env=gw_env):
+            stack.enter_context(server(gw_args, f"http://127.0.0.1:{gw_port}/health", env=gw_env))
+            targets = {
+                "static upstream (direct)": (upstream, None),
+                "bare pass-through": (f"http://127.0.0.1:{pt_port}", None),
+                "gateway (auth on)": (f"http://127.0.0.1:{gw_port}", key),
+            }
+            if a.baseline_src:
+                stack.enter_context(server(base_args, f"http://127.0.0.1:{base_port}/health", env=base_env))
+                targets["gateway (baseline src)"] = (f"http://127.0.0.1:{base_port}", key)
+            for _, (base, k) in list(targets.items())[2:]:
                 check = httpx.post(
-                    f"http://127.0.0.1:{gw_port}/v1/chat/completions",
-                    json=plain,
-                    headers={"Authorization": f"Bearer {key}"},
+                    base + "/v1/chat/completions", json=plain, headers={"Authorization": f"Bearer {k}"}
                 )
                 check.raise_for_status()
-                targets = {
-                    "static upstream (direct)": (upstream, None),
-                    "bare pass-through": (f"http://127.0.0.1:{pt_port}", None),
-                    "gateway (auth on)": (f"http://127.0.0.1:{gw_port}", key),
-                }
+            for _round in range(a.rounds):
                 for name, (base, k) in targets.items():
                     url = base + "/v1/chat/completions"
-                    results[name] = {"stream": wrk(url, streamed, k, a.seconds, a.connections)}
+                    runs = results.setdefault(name, {})
+                    best(runs, "stream", wrk(url, streamed, k, a.seconds, a.connections))
                     if not split:
-                        results[name]["non-stream"] = wrk(url, plain, k, a.seconds, a.connections)
+                        best(runs, "non-stream", wrk(url, plain, k, a.seconds, a.connections))
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
     return results
+
+
+def best(runs: dict[str, dict[str, float]], kind: str, r: dict[str, float]) -> None:
+    """Keeps the best of the interleaved rounds (noise only ever slows a run down)."""
+    if kind not in runs or r["rps"] > runs[kind]["rps"]:
+        runs[kind] = r
 
 
 def main() -> None:
@@ -162,6 +177,8 @@ def main() -> None:
     p.add_argument("--seconds", type=int, default=10)
     p.add_argument("--connections", type=int, default=50)
     p.add_argument("--chunks", type=int, default=200)
+    p.add_argument("--rounds", type=int, default=1, help="interleaved rounds; the best of each is kept")
+    p.add_argument("--baseline-src", help="another checkout's src/: its gateway is measured too")
     a = p.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench needs wrk (Debian: apt-get install wrk)")
