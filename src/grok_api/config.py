@@ -45,6 +45,31 @@ class Settings(BaseSettings):
     web_models_file: Path | None = None
     web_assets_url: str = "https://assets.grok.com"
     web_thinking: Literal["reasoning", "inline", "hidden"] = "reasoning"
+    web_protocol: Literal["ws", "rest"] = Field(
+        default="ws",
+        description="grok.com protocol: 'ws' (its WebSocket chat gateway, as its web app speaks it now) "
+        "or 'rest' (the older /rest/app-chat endpoints, kept as a fallback).",
+    )
+    web_temporary: bool = Field(
+        default=True,
+        description="Start grok.com conversations as temporary chats with memory off, so gateway chats "
+        "stay out of the user's grok.com history where grok.com allows it.",
+    )
+    web_sources: Literal["inline", "list", "none"] = Field(
+        default="inline",
+        description="Search sources in the answer text: 'inline' [n](url) markers where grok.com cites "
+        "them, a 'list' after the answer, or 'none' (they still reach the Responses API as annotations).",
+    )
+    web_heartbeat: float = Field(
+        default=25.0,
+        gt=0,
+        description="Seconds between 'ping' events on a grok.com chat gateway socket during long answers.",
+    )
+    web_upload_max_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1024,
+        description="Largest image (decoded bytes) uploaded to grok.com as an attachment; larger is a 400.",
+    )
     routes: str | None = None  # "alias=upstream/model,…"
     default_upstream: Literal["auto", "xai", "web"] = "auto"
     conversation_ttl: float = Field(default=7 * 86400.0, gt=0)

@@ -1,4 +1,6 @@
-"""The simulator's side of grok.com's web chat: stateful conversations over NDJSON.
+"""The simulator's side of grok.com's web chat: the REST protocol (NDJSON), and the routes of
+its other endpoints (the WebSocket gateway in ``grok_ws.py``, session and uploads in
+``grok_files.py``).
 
 ``POST /rest/app-chat/conversations/new`` starts a conversation; ``POST
 /rest/app-chat/conversations/{id}/responses`` continues it from ``parentResponseId``. The
@@ -55,7 +57,12 @@ def _said(message: str) -> str:
 
 
 def routes(sim: Simulator) -> list[web.RouteDef]:
+    """REST chat, the WebSocket chat gateway, the session lookup and uploads, sharing state."""
+    from . import grok_files, grok_ws
+
     conversations: dict[str, _Conversation] = {}
+    ws_conversations: dict[str, _Conversation] = {}
+    files: set[str] = set()
 
     async def new(request: web.Request) -> web.StreamResponse:
         return await _answer(sim, request, conversations, None)
@@ -63,9 +70,21 @@ def routes(sim: Simulator) -> list[web.RouteDef]:
     async def responses(request: web.Request) -> web.StreamResponse:
         return await _answer(sim, request, conversations, request.match_info["cid"])
 
+    async def gateway(request: web.Request) -> web.StreamResponse:
+        return await grok_ws.gateway(sim, request, ws_conversations, files)
+
+    async def session(request: web.Request) -> web.StreamResponse:
+        return await grok_files.auth_session(sim, request)
+
+    async def upload(request: web.Request) -> web.StreamResponse:
+        return await grok_files.upload(sim, request, files)
+
     return [
         web.post("/rest/app-chat/conversations/new", new),
         web.post("/rest/app-chat/conversations/{cid}/responses", responses),
+        web.get("/ws/mgw/", gateway),
+        web.get("/api/auth/session", session),
+        web.post("/http/upload-file-v2/direct", upload),
     ]
 
 

@@ -7,7 +7,7 @@ An upstream is one object with two async methods:
     list of Events decoded from what one network read delivered (a batch is never empty).
     Batching lets the encoders write one frame per read instead of one per token; that is
     what keeps long streams cheap. The Events of one answer come in this order:
-    ``TextDelta`` / ``ReasoningDelta`` / ``ToolCallDelta`` in any interleaving, then exactly
+    ``TextDelta`` / ``ReasoningDelta`` / ``ToolCallDelta`` / ``Citation`` in any interleaving, then exactly
     one ``Finish``; a ``Usage`` may come anywhere, and the last one wins.
 
     Failures are raised, never yielded: a :class:`~grok_api.errors.GatewayError` subclass
@@ -76,7 +76,15 @@ class Finish:
     reason: str = "stop"
 
 
-Event = TextDelta | ReasoningDelta | ToolCallDelta | Usage | Finish
+@dataclass(slots=True)
+class Citation:
+    """A source the answer draws on (a search result); surfaces may show it as an annotation."""
+
+    url: str
+    title: str = ""
+
+
+Event = TextDelta | ReasoningDelta | ToolCallDelta | Citation | Usage | Finish
 
 
 @dataclass(slots=True)

@@ -21,7 +21,7 @@ from ..resilience import FailoverUpstream, Policy
 from ..router import Router
 from .base import Upstream
 from .http import HTTPOptions
-from .web import WebUpstream, load_models
+from .web import WebOptions, WebUpstream, load_models
 from .xai import XAIUpstream
 
 
@@ -77,8 +77,16 @@ def build_router(settings: Settings, *, demo_url: str | None = None, redis: Redi
             user_agent=settings.web_user_agent,
             extra_headers=settings.web_extra_headers(),
             models=load_models(settings.web_models_file),
-            assets_url=settings.web_assets_url,
-            thinking=settings.web_thinking,
+            options=WebOptions(
+                protocol=settings.web_protocol,
+                thinking=settings.web_thinking,
+                sources=settings.web_sources,
+                temporary=settings.web_temporary,
+                heartbeat=settings.web_heartbeat,
+                read_timeout=settings.upstream_read_timeout,
+                upload_max_bytes=settings.web_upload_max_bytes,
+                assets_url=settings.web_assets_url,
+            ),
             http=http,
             impersonate=settings.web_impersonate,
         )

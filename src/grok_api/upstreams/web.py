@@ -1,24 +1,29 @@
 """grok.com's web chat, with the user's own browser session.
 
 The adapter signs in with what the user copied from the browser they are signed in with —
-the cookie header (``sso``, ``sso-rw``, ``cf_clearance``, …), the user agent those cookies
-were issued to, and any extra headers — and nothing else: it generates no anti-bot tokens,
-creates no accounts and rotates no identities or proxies. When grok.com refuses, the client
-gets an error that says what to refresh.
+the cookie header (``sso``, ``sso-rw``, ``cf_clearance``, ``x-userid``, …), the user agent
+those cookies were issued to, and any extra headers — and nothing else: it generates no
+anti-bot tokens, creates no accounts and rotates no identities or proxies. When grok.com
+refuses, the client gets an error that says what to refresh.
 
-Conversations continue upstream (see ``conversations.py``): a follow-up goes to
-``/rest/app-chat/conversations/{id}/responses`` with only the new message and the
-``parentResponseId`` it follows; anything else starts ``/conversations/new`` with the history
-folded into the first message. The answer is NDJSON; ``web_decode.py`` turns it into Events.
+Two protocols (``GROK_API_WEB_PROTOCOL``): ``ws`` (default), grok.com's WebSocket chat gateway
+as its web app speaks it now (``web_ws.py``, decoded by ``web_ws_decode.py``); ``rest``, the
+older ``/rest/app-chat/conversations`` NDJSON endpoints (``web_decode.py``), kept as a fallback.
 
-Model ids map to grok.com's ``modelName``/``modelMode`` through data (``web_models.json``,
-overridable with ``GROK_API_WEB_MODELS_FILE``), since those names change often.
+Conversations continue upstream (see ``conversations.py``): a follow-up carries only the new
+message, the conversation id and the ``parent_response_id`` it follows; anything else starts a
+new conversation with the history folded into the first message. A continuation grok.com can
+no longer load starts anew the same way.
+
+Model ids map to grok.com's modes through data (``web_models.json``, overridable with
+``GROK_API_WEB_MODELS_FILE``), since those names change often.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,46 +31,68 @@ from typing import Any
 import orjson
 
 from ..conversations import Conversations, Handle, Plan, fold
-from ..errors import GatewayError, InvalidRequest, ModelNotFound, UpstreamError
+from ..errors import InvalidRequest, ModelNotFound
 from .base import ChatRequest, Event, ModelInfo
 from .http import HTTPOptions, read_lines
-from .web_decode import REFRESH, THINKING_MODES, WebDecoder, error_from
+from .web_answer import (
+    SOURCE_MODES,
+    THINKING_MODES,
+    Answer,
+    Display,
+    absolute_link,
+    cloudflare_error,
+    error_from,
+)
+from .web_decode import WebDecoder
 from .web_transport import WebResponse, make_transport
+from .web_upload import images_in, upload
+from .web_ws import Turn, fetch_user_id, gateway_url, open_socket, run_turn, user_id_from_cookies
+from .web_ws_decode import ConversationGone, GatewayDecoder
 
 DEFAULT_MODELS_FILE = Path(__file__).with_name("web_models.json")
 
 
 @dataclass(slots=True, frozen=True)
 class WebModel:
-    model_name: str
-    model_mode: str | None = None
-    is_reasoning: bool = False
+    mode: str = "auto"  # the gateway's ``session.model``
+    model_name: str = "grok-4"  # REST ``modelName``
+    model_mode: str | None = None  # REST ``modelMode``
+    is_reasoning: bool = False  # REST ``isReasoning``
+    image_count: int = 2  # images grok.com may generate in one answer
+
+
+@dataclass(slots=True, frozen=True)
+class WebOptions:
+    """How the adapter speaks to grok.com and shows what it answers (see ``config.py``)."""
+
+    protocol: str = "ws"
+    thinking: str = "reasoning"
+    sources: str = "inline"
+    temporary: bool = True
+    heartbeat: float = 25.0
+    read_timeout: float = 600.0
+    upload_max_bytes: int = 10 * 1024 * 1024
+    assets_url: str = "https://assets.grok.com"
 
 
 def load_models(path: Path | None = None) -> dict[str, WebModel]:
-    """The model map: ``{"grok-4": {"modelName": …, "modelMode": …, "isReasoning": false}}``."""
+    """The model map: ``{"grok-fast": {"mode": "fast", "modelName": …, "modelMode": …}}``."""
     raw = json.loads((path or DEFAULT_MODELS_FILE).read_text())
     return {
-        model_id: WebModel(spec["modelName"], spec.get("modelMode"), bool(spec.get("isReasoning", False)))
+        model_id: WebModel(
+            mode=str(spec.get("mode", "auto")),
+            model_name=str(spec.get("modelName", "grok-4")),
+            model_mode=spec.get("modelMode"),
+            is_reasoning=bool(spec.get("isReasoning", False)),
+            image_count=int(spec.get("imageGenerationCount", 2)),
+        )
         for model_id, spec in raw.items()
         if not model_id.startswith("_")
     }
 
 
-def session_headers(cookies: str, user_agent: str | None, extra: Mapping[str, str]) -> dict[str, str]:
-    headers = {
-        "Content-Type": "application/json",
-        "Accept": "*/*",
-        "Cookie": cookies,
-    }
-    if user_agent:
-        headers["User-Agent"] = user_agent
-    headers.update(extra)
-    return headers
-
-
 class WebUpstream:
-    """An :class:`~grok_api.upstreams.base.Upstream` for grok.com's conversation protocol."""
+    """An :class:`~grok_api.upstreams.base.Upstream` for grok.com's web chat."""
 
     def __init__(
         self,
@@ -76,8 +103,8 @@ class WebUpstream:
         user_agent: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
         models: dict[str, WebModel] | None = None,
-        assets_url: str = "https://assets.grok.com",
-        thinking: str = "reasoning",
+        options: WebOptions | None = None,
+        image_link: Callable[[str], str] | None = None,
         http: HTTPOptions | None = None,
         impersonate: str | None = None,
         name: str = "web",
@@ -86,9 +113,12 @@ class WebUpstream:
         self.base_url = base_url.rstrip("/")
         self.conversations = conversations
         self.models_map = models if models is not None else load_models()
-        self.assets_url = assets_url.rstrip("/")
-        self.thinking = thinking
-        self._headers = session_headers(cookies, user_agent, extra_headers or {})
+        self.options = options or WebOptions()
+        self.image_link = image_link or absolute_link(self.options.assets_url)
+        self._cookies = cookies
+        self._session = {"Cookie": cookies, **({"User-Agent": user_agent} if user_agent else {})}
+        self._session.update(extra_headers or {})
+        self._user_id = user_id_from_cookies(cookies)
         self._transport = make_transport(http or HTTPOptions(max_connections=64), impersonate)
 
     async def aclose(self) -> None:
@@ -104,42 +134,106 @@ class WebUpstream:
                 f"grok.com has no model '{request.upstream_model}' here; known: {', '.join(self.models_map)}.",
                 param="model",
             )
-        _refuse_images(request.messages)
-        display = _display(request.body, self.thinking)
+        display = _display(request.body, self.options)
+        if self.options.protocol == "rest":
+            _refuse_images(request.messages)
+            images = []
+        else:
+            images = images_in(request.messages, self.options.upload_max_bytes)
         key_id = request.key_id or ""
         plan = await self.conversations.plan(key_id, request.upstream_model, request.messages)
-        decoder = WebDecoder(display, self.assets_url, sent_chars=len(plan.message))
+        if self.options.protocol == "rest":
+            turns = self._rest(request, model, display, plan)
+        else:
+            ids = [await upload(self._transport, self.base_url, self._session, image) for image in images]
+            turns = self._ws(request, model, display, plan, ids)
+        handle: Handle | None = None
+        answer = ""
+        async for batch in turns:
+            if isinstance(batch, tuple):
+                handle, answer = batch
+            else:
+                yield batch
+        if handle is not None:
+            await self.conversations.remember(
+                key_id, request.upstream_model, request.messages, answer, handle
+            )
+
+    async def _ws(
+        self, request: ChatRequest, model: WebModel, display: Display, plan: Plan, attachments: list[str]
+    ) -> AsyncIterator[list[Event] | tuple[Handle, str]]:
+        if self._user_id is None:
+            self._user_id = await fetch_user_id(self._transport, self.base_url, self._session)
+        url, origin = gateway_url(self.base_url, self._user_id)
+        headers = {**self._session, "Origin": origin, "Cache-Control": "no-cache", "Pragma": "no-cache"}
+        if user_id_from_cookies(self._cookies) is None:
+            headers["Cookie"] = f"{self._cookies}; x-userid={self._user_id}"
+        while True:
+            answer = Answer(display, self.image_link, sent_chars=len(plan.message))
+            decoder = GatewayDecoder(answer, f"evt_init_{uuid.uuid4()}")
+            turn = Turn(
+                model.mode, plan.message, plan.handle, self.options.temporary, model.image_count, attachments
+            )
+            socket = await open_socket(self._transport, url, headers)
+            yielded = False
+            try:
+                async for batch in run_turn(
+                    socket,
+                    turn,
+                    decoder,
+                    heartbeat=self.options.heartbeat,
+                    read_timeout=self.options.read_timeout,
+                ):
+                    yielded = True
+                    yield batch
+            except ConversationGone:
+                if yielded or plan.handle is None:
+                    raise
+                plan = Plan(fold(request.messages), None)  # grok.com lost it: start again with the history
+                continue
+            finally:
+                await socket.close()
+            break
+        yield answer.finish()
+        conversation_id = decoder.conversation_id or (plan.handle.conversation_id if plan.handle else None)
+        if conversation_id and decoder.response_id:
+            yield Handle(conversation_id, decoder.response_id), answer.answer_text()
+
+    async def _rest(
+        self, request: ChatRequest, model: WebModel, display: Display, plan: Plan
+    ) -> AsyncIterator[list[Event] | tuple[Handle, str]]:
+        decoder = WebDecoder(display, self.image_link, sent_chars=len(plan.message))
         resp = await self._post(plan, model)
         if resp.status == 404 and plan.handle is not None:
             # the conversation is gone upstream (deleted, expired): start again with the history
             await resp.close()
             plan = Plan(fold(request.messages), None)
-            decoder = WebDecoder(display, self.assets_url, sent_chars=len(plan.message))
+            decoder = WebDecoder(display, self.image_link, sent_chars=len(plan.message))
             resp = await self._post(plan, model)
         try:
             if resp.status >= 400 or "html" in resp.headers.get("Content-Type", ""):
                 raise await web_error(resp)
-            async for batch in _lines(resp, decoder):
-                yield batch
+            async for lines in read_lines(resp.chunks()):
+                events = decoder.feed(lines)
+                if events:
+                    yield events
         finally:
             await resp.close()
+        yield decoder.finish()
         conversation_id = decoder.conversation_id or (plan.handle.conversation_id if plan.handle else None)
         if conversation_id and decoder.response_id:
-            handle = Handle(conversation_id, decoder.response_id)
-            await self.conversations.remember(
-                key_id, request.upstream_model, request.messages, decoder.answer_text(), handle
-            )
+            yield Handle(conversation_id, decoder.response_id), decoder.answer_text()
 
     async def _post(self, plan: Plan, model: WebModel) -> WebResponse:
         body: dict[str, Any] = {
             "message": plan.message,
             "modelName": model.model_name,
-            "temporary": False,
+            "temporary": self.options.temporary,
             "fileAttachments": [],
             "imageAttachments": [],
             "disableSearch": False,
-            "enableImageGeneration": True,
-            "imageGenerationCount": 2,
+            "enableImageGeneration": model.image_count > 0,
+            "imageGenerationCount": model.image_count,
             "returnImageBytes": False,
             "sendFinalMetadata": True,
             "isReasoning": model.is_reasoning,
@@ -152,24 +246,22 @@ class WebUpstream:
         else:
             url = f"{self.base_url}/rest/app-chat/conversations/{plan.handle.conversation_id}/responses"
             body["parentResponseId"] = plan.handle.response_id
-        return await self._transport.post(url, orjson.dumps(body), self._headers)
+        headers = {"Content-Type": "application/json", "Accept": "*/*", **self._session}
+        return await self._transport.post(url, orjson.dumps(body), headers)
 
 
-async def _lines(resp: WebResponse, decoder: WebDecoder) -> AsyncIterator[list[Event]]:
-    async for lines in read_lines(resp.chunks()):
-        events = decoder.feed(lines)
-        if events:
-            yield events
-    yield decoder.finish()
-
-
-def _display(body: dict[str, Any], default: str) -> str:
-    mode = body.get("thinking_display", default)
+def _display(body: dict[str, Any], options: WebOptions) -> Display:
+    mode = body.get("thinking_display", options.thinking)
     if mode not in THINKING_MODES:
         raise InvalidRequest(
             f"'thinking_display' must be one of {', '.join(THINKING_MODES)}.", param="thinking_display"
         )
-    return str(mode)
+    sources = body.get("sources_display", options.sources)
+    if sources not in SOURCE_MODES:
+        raise InvalidRequest(
+            f"'sources_display' must be one of {', '.join(SOURCE_MODES)}.", param="sources_display"
+        )
+    return Display(thinking=str(mode), sources=str(sources))
 
 
 def _refuse_images(messages: list[dict[str, Any]]) -> None:
@@ -179,21 +271,17 @@ def _refuse_images(messages: list[dict[str, Any]]) -> None:
             isinstance(p, dict) and p.get("type") != "text" for p in content
         ):
             raise InvalidRequest(
-                "The grok.com upstream takes text only; send images to an xAI API model.",
+                "The grok.com REST protocol takes text only: use GROK_API_WEB_PROTOCOL=ws for images.",
                 param=f"messages[{i}].content",
             )
 
 
-async def web_error(resp: WebResponse) -> GatewayError:
+async def web_error(resp: WebResponse) -> Exception:
     """grok.com's refusals, with what the user can do about each."""
     raw = await resp.read(64 * 1024)
     text = raw.decode("utf-8", "replace")
     if "html" in resp.headers.get("Content-Type", "") or "Just a moment" in text:
-        return UpstreamError(
-            f"grok.com answered with a Cloudflare challenge (HTTP {resp.status}): the session's "
-            f"cf_clearance cookie is missing, expired or was issued to another browser. {REFRESH}",
-            code="web_session_refused",
-        )
+        return cloudflare_error(resp.status)
     try:
         err = (orjson.loads(raw) or {}).get("error") or {}
     except (orjson.JSONDecodeError, AttributeError):

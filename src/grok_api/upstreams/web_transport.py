@@ -6,6 +6,10 @@ check that the client *looks* like that browser at the TLS level, which aiohttp 
 ``GROK_API_WEB_IMPERSONATE=chrome`` (or ``chrome131``, ``safari``, ``firefox``…, whatever the
 user's browser is) uses curl_cffi, an optional extra (``pip install 'grok-api[browser]'``), to
 do so. It sends the same cookies, user agent and headers; it generates nothing.
+
+Both transports speak HTTP (``get``/``post``) and WebSocket (``ws``, for grok.com's chat
+gateway). A WebSocket handshake that grok.com refuses is raised as :class:`HandshakeRefused`
+with its status and content type, for ``web_answer`` to explain.
 """
 
 from __future__ import annotations
@@ -30,8 +34,29 @@ class WebResponse(Protocol):
     async def close(self) -> None: ...
 
 
+class WebSocket(Protocol):
+    async def send(self, text: str) -> None: ...
+
+    async def receive(self, wait: float) -> bytes | str | None:
+        """The next text frame, ``None`` once the socket is closed; ``TimeoutError`` if none came."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class HandshakeRefused(Exception):
+    def __init__(self, status: int, content_type: str = "") -> None:
+        super().__init__(f"WebSocket handshake refused: HTTP {status}")
+        self.status = status
+        self.content_type = content_type
+
+
 class Transport(Protocol):
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> WebResponse: ...
+
+    async def get(self, url: str, headers: Mapping[str, str]) -> WebResponse: ...
+
+    async def ws(self, url: str, headers: Mapping[str, str]) -> WebSocket: ...
 
     async def aclose(self) -> None: ...
 
@@ -55,6 +80,36 @@ class _AiohttpResponse:
         self._resp.release()
 
 
+class _AiohttpSocket:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse[Any]) -> None:
+        self._ws = ws
+
+    async def send(self, text: str) -> None:
+        async with converted("grok.com"):
+            await self._ws.send_str(text)
+
+    async def receive(self, wait: float) -> bytes | str | None:
+        while True:
+            try:
+                msg = await self._ws.receive(timeout=wait)
+            except TimeoutError:
+                raise
+            except (aiohttp.ClientError, OSError) as exc:
+                raise UpstreamError(
+                    f"grok.com's chat gateway connection failed: {type(exc).__name__}"
+                ) from exc
+            if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                data: bytes | str = msg.data
+                return data
+            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+                return None
+            if msg.type == aiohttp.WSMsgType.ERROR:
+                raise UpstreamError("grok.com's chat gateway connection failed")
+
+    async def close(self) -> None:
+        await self._ws.close()
+
+
 class AiohttpTransport:
     def __init__(self, http: HTTPOptions) -> None:
         self._client = PooledClient(http)
@@ -63,6 +118,30 @@ class AiohttpTransport:
         async with converted("grok.com"):
             resp = await self._client.session.post(url, data=body, headers=headers, proxy=self._client.proxy)
         return _AiohttpResponse(resp)
+
+    async def get(self, url: str, headers: Mapping[str, str]) -> WebResponse:
+        async with converted("grok.com"):
+            resp = await self._client.session.get(url, headers=headers, proxy=self._client.proxy)
+        return _AiohttpResponse(resp)
+
+    async def ws(self, url: str, headers: Mapping[str, str]) -> WebSocket:
+        try:
+            async with converted("grok.com"):
+                ws = await self._client.session.ws_connect(
+                    url,
+                    headers=headers,
+                    proxy=self._client.proxy,
+                    autoping=True,
+                    max_msg_size=16 * 1024 * 1024,
+                    decode_text=False,
+                )
+        except UpstreamError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, aiohttp.WSServerHandshakeError):
+                ctype = cause.headers.get("Content-Type", "") if cause.headers else ""
+                raise HandshakeRefused(cause.status, ctype) from None
+            raise
+        return _AiohttpSocket(ws)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -131,8 +210,69 @@ class CurlTransport:
             raise _curl_error(exc) from exc
         return _CurlResponse(resp)
 
+    async def get(self, url: str, headers: Mapping[str, str]) -> WebResponse:
+        from curl_cffi.requests.exceptions import RequestException
+
+        try:
+            resp = await self._session.get(url, headers=dict(headers), stream=True)
+        except RequestException as exc:
+            raise _curl_error(exc) from exc
+        return _CurlResponse(resp)
+
+    async def ws(self, url: str, headers: Mapping[str, str]) -> WebSocket:
+        from curl_cffi import CurlError
+
+        try:
+            ws = await self._session.ws_connect(url, headers=dict(headers), max_message_size=16 * 1024 * 1024)
+        except CurlError as exc:
+            status = _status_in(str(exc))
+            if status:
+                raise HandshakeRefused(status) from None
+            raise UpstreamUnavailable(
+                f"grok.com's chat gateway is unreachable: {type(exc).__name__}"
+            ) from exc
+        return _CurlSocket(ws)
+
     async def aclose(self) -> None:
         await self._session.close()
+
+
+def _status_in(message: str) -> int:
+    """The HTTP status a refused curl WebSocket handshake reports in its message (0 if none)."""
+    import re
+
+    m = re.search(r"\b([45]\d\d)\b", message)
+    return int(m.group(1)) if m else 0
+
+
+class _CurlSocket:
+    def __init__(self, ws: Any) -> None:
+        self._ws = ws
+
+    async def send(self, text: str) -> None:
+        from curl_cffi import CurlError
+
+        try:
+            await self._ws.send_str(text)
+        except CurlError as exc:
+            raise UpstreamError(f"grok.com's chat gateway connection failed: {type(exc).__name__}") from exc
+
+    async def receive(self, wait: float) -> bytes | str | None:
+        from curl_cffi import CurlError
+        from curl_cffi.requests.websockets import WebSocketClosed, WebSocketTimeout
+
+        try:
+            data, _flags = await self._ws.recv(timeout=wait)
+        except WebSocketTimeout:
+            raise TimeoutError from None
+        except WebSocketClosed:
+            return None
+        except CurlError as exc:
+            raise UpstreamError(f"grok.com's chat gateway connection failed: {type(exc).__name__}") from exc
+        return bytes(data)
+
+    async def close(self) -> None:
+        await self._ws.close()
 
 
 def make_transport(http: HTTPOptions, impersonate: str | None) -> Transport:

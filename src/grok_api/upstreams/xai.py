@@ -277,6 +277,14 @@ def _error_from_body(status: int, body: Any, upstream: str) -> GatewayError:
         )
     if status == 404:
         return ModelNotFound(message)
+    if status == 410:  # xAI retired Live Search: ``search_parameters`` is answered with 410 Gone
+        return InvalidRequest(
+            f"{upstream} no longer offers Live Search ('search_parameters'): use the Responses API "
+            "(POST /v1/responses) with the 'web_search' / 'x_search' tools instead. "
+            f"({message})",
+            param="search_parameters",
+            code="live_search_retired",
+        )
     if status == 429:
         return RateLimited(f"{upstream} is rate limiting requests: {message}")
     if status == 413:
