@@ -82,7 +82,9 @@ def test_upstream_calls_go_through_the_http_proxy(env: Env, proxy: ForwardProxy,
 
 
 def test_grok_com_calls_go_through_the_http_proxy(env: Env, proxy: ForwardProxy) -> None:
-    settings = web_settings(env.settings.data_dir, env.sim, proxy=f"http://127.0.0.1:{proxy.port}")
+    settings = web_settings(
+        env.settings.data_dir, env.sim, proxy=f"http://127.0.0.1:{proxy.port}", web_protocol="rest"
+    )  # the WebSocket protocol through a proxy: test_web_ws.py
     with ServedApp(settings) as served:
         _, key = env.create_key("proxied-web")
         client = env.client(key, base_url=served.base_url + "/v1")

@@ -1,5 +1,7 @@
-"""The grok.com upstream through the openai SDK: conversations that continue upstream, thinking,
-images, every refusal, routing and the model map — against the simulator's grok.com side."""
+"""The grok.com upstream's REST protocol (``GROK_API_WEB_PROTOCOL=rest``, the fallback) through the
+openai SDK: conversations that continue upstream, thinking, images, every refusal, routing and
+the model map — against the simulator's grok.com side. The WebSocket protocol (the default) is
+tested in ``test_web_ws.py``."""
 
 from __future__ import annotations
 
@@ -23,7 +25,9 @@ MODEL = "web/grok-4"
 @pytest.fixture(scope="module")
 def web(env: Env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     """A gateway with both upstreams: xAI's API (default) and grok.com (``web/…``)."""
-    settings = web_settings(tmp_path_factory.mktemp("web"), env.sim, routes="grok-chat=web/grok-4")
+    settings = web_settings(
+        tmp_path_factory.mktemp("web"), env.sim, routes="grok-chat=web/grok-4", web_protocol="rest"
+    )
     with ServedApp(settings) as served:
         e = Env(app=served, sim=env.sim, settings=settings)
         yield e
@@ -234,9 +238,12 @@ def test_failures_mid_answer(client: openai.OpenAI, fault: str) -> None:
         )
 
 
-def test_a_session_the_site_refuses(env: Env, tmp_path: Path) -> None:
-    for cookies, agent in (("sso=stale-value", WEB_AGENT), (WEB_COOKIES, "curl/8.0")):
-        settings = web_settings(tmp_path, env.sim, web_cookies=cookies, web_user_agent=agent)
+@pytest.mark.parametrize("protocol", ["rest", "ws"])
+def test_a_session_the_site_refuses(env: Env, tmp_path: Path, protocol: str) -> None:
+    for cookies, agent in (("sso=stale-value; x-userid=u", WEB_AGENT), (WEB_COOKIES, "curl/8.0")):
+        settings = web_settings(
+            tmp_path, env.sim, web_cookies=cookies, web_user_agent=agent, web_protocol=protocol
+        )
         with ServedApp(settings) as served:
             key = key_for(settings)
             r = httpx.post(
@@ -298,7 +305,7 @@ def test_model_map_is_data(env: Env, tmp_path: Path) -> None:
             {"grok-next": {"modelName": "grok-5", "modelMode": "MODEL_MODE_FUTURE", "isReasoning": True}}
         )
     )
-    settings = web_settings(tmp_path, env.sim, web_models_file=models)
+    settings = web_settings(tmp_path, env.sim, web_models_file=models, web_protocol="rest")
     with ServedApp(settings) as served:
         start = env.sim.recorded
         r = httpx.post(
@@ -327,7 +334,7 @@ def test_history_hash_ignores_inline_thinking() -> None:
 
 def test_browser_impersonation_transport(env: Env, tmp_path: Path) -> None:
     """GROK_API_WEB_IMPERSONATE: the same conversation and refusals through curl_cffi."""
-    settings = web_settings(tmp_path, env.sim, web_impersonate="chrome")
+    settings = web_settings(tmp_path, env.sim, web_impersonate="chrome", web_protocol="rest")
     with ServedApp(settings) as served:
         client = env.client(key_for(settings), base_url=served.base_url + "/v1")
         messages: list[dict[str, str]] = []

@@ -26,7 +26,7 @@ async def auth_session(sim: Simulator, request: web.Request) -> web.Response:
     sim.count("web_session_lookups")
     refused = _refused(sim, request)
     if refused is not None:
-        return web.json_response({"status": "unauthenticated"}, status=401)
+        return refused
     return web.json_response({"session": {"userId": USER_ID}, "user": {"id": USER_ID}})
 
 

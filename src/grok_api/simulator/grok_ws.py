@@ -202,7 +202,7 @@ async def _answer(
             )
             return True
         await _chunk(sock, w if i == len(words) - 1 else w + " ", "CHANNEL_ASSISTANT_RESPONSE")
-        if i == 0 and _SEARCH.search(message):
+        if i == len(words) - 1 and _SEARCH.search(message):
             await sock.send(
                 {"type": "response.chunk", "chunk": {"render_citation": {"url": _page(1), "title": "x"}}}
             )

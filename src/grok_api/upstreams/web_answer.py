@@ -124,7 +124,9 @@ class Answer:
         number = self.source(url, title, out)
         if number and self.display.sources == "inline" and number != self._last_cited:
             self._last_cited = number
-            self.text(f" [{number}]({url})", out)
+            last = self._text[-1] if self._text else ""
+            space = "" if not last or last[-1].isspace() else " "
+            self.text(f"{space}[{number}]({url})", out)
 
     def image(self, url: Any) -> None:
         if isinstance(url, str) and url and url not in self.images:

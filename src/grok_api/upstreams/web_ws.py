@@ -180,13 +180,15 @@ async def fetch_user_id(transport: Transport, base_url: str, headers: Mapping[st
         await resp.close()
     if "html" in ctype:
         raise cloudflare_error(status)
-    if status >= 400:
-        raise error_from(status, {"message": f"the session lookup was refused (HTTP {status})"})
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         data = None
     data = data if isinstance(data, dict) else {}
+    if status >= 400:
+        err = data.get("error") if isinstance(data.get("error"), dict) else {}
+        said = err.get("message") or f"HTTP {status}"
+        raise error_from(status, {**err, "message": f"the session lookup was refused: {said}"})
     session, user = data.get("session"), data.get("user")
     for value in (
         session.get("userId") if isinstance(session, dict) else None,
