@@ -181,12 +181,13 @@ async def fetch_user_id(transport: Transport, base_url: str, headers: Mapping[st
     if "html" in ctype:
         raise cloudflare_error(status)
     try:
-        data = orjson.loads(raw)
+        parsed = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        data = None
-    data = data if isinstance(data, dict) else {}
+        parsed = None
+    data: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
     if status >= 400:
-        err = data.get("error") if isinstance(data.get("error"), dict) else {}
+        err = data.get("error")
+        err = err if isinstance(err, dict) else {}
         said = err.get("message") or f"HTTP {status}"
         raise error_from(status, {**err, "message": f"the session lookup was refused: {said}"})
     session, user = data.get("session"), data.get("user")
