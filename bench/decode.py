@@ -2,10 +2,11 @@
 
     python bench/decode.py [--tokens 200000] [--lines-per-read 32]
 
-For grok.com's NDJSON (``/responses`` line shape) and xAI's SSE chunks alike, the same
-token stream is split into reads of N lines, decoded by the upstream's decoder and encoded
-by the gateway's ChunkEncoder, as a served stream would be. No network: this is the CPU
-cost of the translation alone.
+For grok.com's chat gateway (WebSocket ``response.chunk`` frames, one frame a read, as the
+socket delivers them), grok.com's REST NDJSON (``/responses`` line shape) and xAI's SSE chunks
+alike, the same token stream is split into reads of N lines, decoded by the upstream's decoder
+and encoded by the gateway's ChunkEncoder, as a served stream would be. No network: this is
+the CPU cost of the translation alone.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import orjson
 
 from grok_api.stream import ChunkEncoder
 from grok_api.upstreams.base import Event
+from grok_api.upstreams.web_answer import Answer, Display, absolute_link
 from grok_api.upstreams.web_decode import WebDecoder
+from grok_api.upstreams.web_ws_decode import GatewayDecoder
 from grok_api.upstreams.xai import ChunkDecoder
 
 
@@ -43,6 +46,38 @@ def web_lines(n: int) -> list[bytes]:
         )
     )
     return lines
+
+
+def ws_frames(n: int) -> list[bytes]:
+    out = [
+        orjson.dumps(
+            {
+                "session_id": "c-1",
+                "event": {
+                    "type": "response.chunk",
+                    "chunk": {
+                        "metadata": {"step_id": 0},
+                        "text": {"text": f"tok{i} ", "channel": "CHANNEL_ASSISTANT_RESPONSE"},
+                    },
+                },
+            }
+        )
+        for i in range(n)
+    ]
+    out.append(
+        orjson.dumps({"event": {"type": "response.done", "response": {"id": "r-1", "status": "completed"}}})
+    )
+    return out
+
+
+def ws_decode(decoder: GatewayDecoder) -> Callable[[list[bytes]], list[Event]]:
+    def decode(frames: list[bytes]) -> list[Event]:
+        out: list[Event] = []
+        for f in frames:
+            out += decoder.feed(f)
+        return out
+
+    return decode
 
 
 def xai_lines(n: int) -> list[bytes]:
@@ -78,6 +113,9 @@ def main() -> None:
     a = p.parse_args()
     n, per = a.tokens, a.lines_per_read
     print(f"{n:,} tokens, {per} lines a read, one core")
+    gw = GatewayDecoder(Answer(Display(), absolute_link("https://assets.grok.com"), sent_chars=100))
+    t = run(ws_frames(n), 1, ws_decode(gw), gw.answer.finish)
+    print(f"  grok.com WebSocket → SSE, 1 frame/read: {n / t:>12,.0f} tokens/s")
     for per_read in (1, per):
         web = WebDecoder("reasoning", "https://assets.grok.com", sent_chars=100)
         t = run(web_lines(n), per_read, web.feed, web.finish)
