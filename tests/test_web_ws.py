@@ -183,6 +183,28 @@ def test_an_image_card_becomes_a_link(client: openai.OpenAI) -> None:
         assert link.startswith("![image](https://assets.grok.com/users/sim/generated/")
 
 
+def test_images_served_by_the_gateway_with_the_session(env: Env, tmp_path: Path) -> None:
+    """GROK_API_WEB_IMAGES=proxy: links on the gateway, fetched from grok.com with the session."""
+    settings = web_settings(tmp_path, env.sim, web_images="proxy", web_assets_url=env.sim.base_url)
+    served = ServedApp(settings)
+    settings.public_url = served.base_url  # known once the port is, before the gateway starts
+    with served:
+        client = env.client(key_for(settings), base_url=served.base_url + "/v1")
+        text, link = ask(client, [{"role": "user", "content": "draw [sim images=1]"}]).split("\n\n")
+        url = link.removeprefix("![image](").removesuffix(")")
+        assert text == "[turn 1] You said: draw"
+        assert url.startswith(served.base_url + "/v1/web/images/")
+        before = env.sim.stats["web_asset_requests"]
+        first, again = httpx.get(url), httpx.get(url)  # no API key: the token is the secret
+        assert first.status_code == again.status_code == 200
+        assert first.headers["content-type"] == "image/jpeg" and first.content.startswith(b"\xff\xd8")
+        assert first.content == again.content
+        assert env.sim.stats["web_asset_requests"] - before == 1  # the second came from the cache
+        assert httpx.get(served.base_url + "/v1/web/images/unknown").status_code == 404
+    direct = httpx.get(env.sim.base_url + "/users/sim/generated/x/image.jpg")
+    assert direct.status_code == 403  # grok.com's asset links need the session
+
+
 def test_an_uploaded_image_is_referenced_in_the_turn(ws: Env, client: openai.OpenAI) -> None:
     start = ws.sim.recorded
     content = [

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__, keyevents, logs
-from .api import admin, chat, health, models
+from .api import admin, chat, health, models, web_images
 from .api.deps import Gateway
 from .auth import Authenticator
 from .config import Settings
@@ -224,6 +224,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
     app.include_router(models.router)
     app.include_router(health.router)
     app.include_router(admin.router)
+    app.include_router(web_images.router)
     return app
 
 

@@ -65,6 +65,20 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds between 'ping' events on a grok.com chat gateway socket during long answers.",
     )
+    web_images: Literal["link", "proxy"] = Field(
+        default="link",
+        description="Generated images as absolute grok.com links ('link'), or fetched with the session "
+        "and served by the gateway from a size-capped cache ('proxy'; links under GROK_API_PUBLIC_URL).",
+    )
+    web_image_cache_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=0,
+        description="Size cap of the gateway's cache of grok.com images (GROK_API_WEB_IMAGES=proxy).",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="The URL clients reach this gateway at, for links it serves (default http://HOST:PORT).",
+    )
     web_upload_max_bytes: int = Field(
         default=10 * 1024 * 1024,
         ge=1024,

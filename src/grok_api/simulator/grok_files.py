@@ -3,11 +3,13 @@
 ``GET /api/auth/session`` answers the signed-in user's id (``session.userId``) to a request
 that carries the session; ``POST /http/upload-file-v2/direct`` takes one multipart ``file``
 (an image of at most :data:`MAX_BYTES`) and answers its ``fileMetadata.fileMetadataId``, which
-the chat gateway then accepts in ``file_attachment_ids``.
+the chat gateway then accepts in ``file_attachment_ids``; ``GET /users/…`` serves generated
+images (as ``assets.grok.com`` does), to a request with the session only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import TYPE_CHECKING
 
@@ -63,3 +65,12 @@ async def upload(sim: Simulator, request: web.Request, files: set[str]) -> web.R
 
 def _bad(message: str) -> web.Response:
     return web.json_response({"error": {"code": 3, "message": message}}, status=400)
+
+
+async def asset(sim: Simulator, request: web.Request) -> web.Response:
+    sim.count("web_asset_requests")
+    refused = _refused(sim, request)
+    if refused is not None:
+        return refused
+    body = b"\xff\xd8\xff\xe0" + hashlib.sha256(request.path.encode()).digest() + b"\xff\xd9"
+    return web.Response(body=body, content_type="image/jpeg")

@@ -79,12 +79,16 @@ def routes(sim: Simulator) -> list[web.RouteDef]:
     async def upload(request: web.Request) -> web.StreamResponse:
         return await grok_files.upload(sim, request, files)
 
+    async def asset(request: web.Request) -> web.StreamResponse:
+        return await grok_files.asset(sim, request)
+
     return [
         web.post("/rest/app-chat/conversations/new", new),
         web.post("/rest/app-chat/conversations/{cid}/responses", responses),
         web.get("/ws/mgw/", gateway),
         web.get("/api/auth/session", session),
         web.post("/http/upload-file-v2/direct", upload),
+        web.get("/users/{tail:.*}", asset),
     ]
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from ..conversations import Conversations, Handle, Plan, fold
-from ..errors import InvalidRequest, ModelNotFound
+from ..errors import InvalidRequest, ModelNotFound, UpstreamError
 from .base import ChatRequest, Event, ModelInfo
 from .http import HTTPOptions, read_lines
 from .web_answer import (
@@ -44,6 +44,7 @@ from .web_answer import (
     error_from,
 )
 from .web_decode import WebDecoder
+from .web_images import MAX_IMAGE_BYTES, ImageCache
 from .web_transport import WebResponse, make_transport
 from .web_upload import images_in, upload
 from .web_ws import Turn, fetch_user_id, gateway_url, open_socket, run_turn, user_id_from_cookies
@@ -73,6 +74,9 @@ class WebOptions:
     read_timeout: float = 600.0
     upload_max_bytes: int = 10 * 1024 * 1024
     assets_url: str = "https://assets.grok.com"
+    images: str = "link"  # or "proxy": served by the gateway (web_images.py)
+    public_url: str = "http://127.0.0.1:8000"
+    image_cache_bytes: int = 64 * 1024 * 1024
 
 
 def load_models(path: Path | None = None) -> dict[str, WebModel]:
@@ -114,7 +118,16 @@ class WebUpstream:
         self.conversations = conversations
         self.models_map = models if models is not None else load_models()
         self.options = options or WebOptions()
-        self.image_link = image_link or absolute_link(self.options.assets_url)
+        absolute = absolute_link(self.options.assets_url)
+        self.images: ImageCache | None = None
+        if self.options.images == "proxy":
+            cache = self.images = ImageCache(
+                self._fetch_asset,
+                public_url=self.options.public_url,
+                max_bytes=self.options.image_cache_bytes,
+            )
+            image_link = image_link or (lambda url: cache.link(absolute(url)))
+        self.image_link = image_link or absolute
         self._cookies = cookies
         self._session = {"Cookie": cookies, **({"User-Agent": user_agent} if user_agent else {})}
         self._session.update(extra_headers or {})
@@ -158,6 +171,24 @@ class WebUpstream:
             await self.conversations.remember(
                 key_id, request.upstream_model, request.messages, answer, handle
             )
+
+    async def _fetch_asset(self, url: str) -> tuple[bytes, str]:
+        """A generated image, fetched with the user's session (``GROK_API_WEB_IMAGES=proxy``)."""
+        resp = await self._transport.get(url, self._session)
+        try:
+            data = await resp.read(MAX_IMAGE_BYTES + 1)
+            status, ctype = resp.status, resp.headers.get("Content-Type", "application/octet-stream")
+        finally:
+            await resp.close()
+        if "html" in ctype and status >= 400:
+            raise cloudflare_error(status)
+        if status >= 400:
+            raise error_from(
+                status if status in (401, 403, 429) else 502, {"message": f"image fetch: HTTP {status}"}
+            )
+        if len(data) > MAX_IMAGE_BYTES:
+            raise UpstreamError("grok.com's image is larger than the gateway serves")
+        return data, ctype
 
     async def _ws(
         self, request: ChatRequest, model: WebModel, display: Display, plan: Plan, attachments: list[str]
