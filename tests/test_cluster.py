@@ -215,6 +215,9 @@ def test_a_grok_com_conversation_continues_on_the_other_instance(cluster: Cluste
         messages.append({"role": "assistant", "content": r.choices[0].message.content})
     for c in (a, b):
         c.close()
-    paths = [p for u, p, _ in cluster.sim.since(start) if u == "web"]
-    assert paths[0].endswith("/new")
-    assert all(p.endswith("/responses") for p in paths[1:])
+    # grok.com's chat gateway (the default protocol): one conversation, continued turn after turn
+    creates = [
+        b["event"]["session"]["x_grok"] for u, p, b in cluster.sim.since(start) if p == "ws:session.create"
+    ]
+    assert len(creates) == 4 and "conversation_id" not in creates[0]
+    assert len({c["conversation_id"] for c in creates[1:]}) == 1

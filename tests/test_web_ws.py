@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -305,6 +306,26 @@ def test_heartbeats_keep_a_slow_answer(env: Env, tmp_path: Path) -> None:
             ask(client, [{"role": "user", "content": "slow [sim latency=0.6]"}]) == "[turn 1] You said: slow"
         )
     assert env.sim.stats["web_ws_pings"] - before >= 2
+
+
+def test_a_client_that_leaves_closes_the_socket(ws: Env) -> None:
+    _, key = ws.create_key("leaves")
+    opened, closed = ws.sim.stats["web_ws_connections"], ws.sim.stats["web_ws_closed"]
+    body = {
+        "model": FAST,
+        "stream": True,
+        "messages": [{"role": "user", "content": "a b c d e f g [sim latency=0.3]"}],
+    }
+    with httpx.stream(
+        "POST", ws.base_url + "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, json=body
+    ) as r:
+        assert r.status_code == 200
+        next(r.iter_raw())  # the first bytes, then the client goes away
+    deadline = time.monotonic() + 20
+    while ws.sim.stats["web_ws_closed"] - closed < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ws.sim.stats["web_ws_connections"] - opened == 1
+    assert ws.sim.stats["web_ws_closed"] - closed == 1
 
 
 def test_a_conversation_grok_com_lost_starts_anew(ws: Env) -> None:

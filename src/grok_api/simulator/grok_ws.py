@@ -273,6 +273,14 @@ async def gateway(
     ws = web.WebSocketResponse(max_msg_size=16 * 1024 * 1024)
     await ws.prepare(request)
     sock = _Socket(sim, request, ws, conversations, files)
+    try:
+        await _serve(sock, ws)
+    finally:
+        sim.count("web_ws_closed")
+    return ws
+
+
+async def _serve(sock: _Socket, ws: web.WebSocketResponse) -> None:
     async for msg in ws:
         if msg.type != WSMsgType.TEXT:
             continue
@@ -283,4 +291,3 @@ async def gateway(
         event = frame.get("event") if isinstance(frame, dict) else None
         if isinstance(event, dict) and not await sock.on_event(event, frame):
             break
-    return ws

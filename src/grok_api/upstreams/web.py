@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,11 +163,12 @@ class WebUpstream:
             turns = self._ws(request, model, display, plan, ids)
         handle: Handle | None = None
         answer = ""
-        async for batch in turns:
-            if isinstance(batch, tuple):
-                handle, answer = batch
-            else:
-                yield batch
+        async with aclosing(turns):  # a client that leaves closes the socket (or response) now
+            async for batch in turns:
+                if isinstance(batch, tuple):
+                    handle, answer = batch
+                else:
+                    yield batch
         if handle is not None:
             await self.conversations.remember(
                 key_id, request.upstream_model, request.messages, answer, handle
@@ -192,7 +194,7 @@ class WebUpstream:
 
     async def _ws(
         self, request: ChatRequest, model: WebModel, display: Display, plan: Plan, attachments: list[str]
-    ) -> AsyncIterator[list[Event] | tuple[Handle, str]]:
+    ) -> AsyncGenerator[list[Event] | tuple[Handle, str], None]:
         if self._user_id is None:
             self._user_id = await fetch_user_id(self._transport, self.base_url, self._session)
         url, origin = gateway_url(self.base_url, self._user_id)
@@ -232,7 +234,7 @@ class WebUpstream:
 
     async def _rest(
         self, request: ChatRequest, model: WebModel, display: Display, plan: Plan
-    ) -> AsyncIterator[list[Event] | tuple[Handle, str]]:
+    ) -> AsyncGenerator[list[Event] | tuple[Handle, str], None]:
         decoder = WebDecoder(display, self.image_link, sent_chars=len(plan.message))
         resp = await self._post(plan, model)
         if resp.status == 404 and plan.handle is not None:
