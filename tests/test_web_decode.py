@@ -189,3 +189,53 @@ def test_xai_live_search_410_is_a_clear_400(env: Env, tmp_path: Path, gone: Gone
     assert isinstance(body, dict)
     assert (body["code"], body["param"]) == ("live_search_retired", "search_parameters")
     assert "web_search" in body["message"] and "x_search" in body["message"]
+
+
+def text_of(events: list[Any]) -> str:
+    return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+def test_render_tags_never_reach_the_client() -> None:
+    d = decoder()
+    out = d.feed(
+        frame(
+            {
+                "type": "response.grok.output",
+                "output": {"card_attachment": {"id": "c1", "url": "https://a.example/x"}},
+            }
+        )
+    )
+    tag = '<grok:render card_id="c1" card_type="citation_card" type="render_inline_citation"><argument name="citation_id">0</argument></grok:render>'
+    unknown = tag.replace("c1", "c9")
+    for piece in (
+        "Paris is big.",
+        tag[:7],
+        tag[7:40],
+        tag[40:],
+        " Rome <",
+        "grok:re",
+        "ally> not",
+        " 1 < 2 <gro",
+        "und",
+        unknown,
+    ):
+        out += d.feed(
+            frame(
+                {
+                    "type": "response.chunk",
+                    "chunk": {"text": {"text": piece, "channel": "CHANNEL_ASSISTANT_RESPONSE"}},
+                }
+            )
+        )
+    out += d.answer.finish()
+    assert text_of(out) == "Paris is big. [1](https://a.example/x) Rome <grok:really> not 1 < 2 <ground"
+    assert [e for e in out if isinstance(e, Citation)] == [
+        Citation("https://a.example/x", "https://a.example/x")
+    ]
+
+
+def test_an_unclosed_render_tag_is_dropped_at_the_end() -> None:
+    d = decoder()
+    out = d.feed(frame({"type": "response.output_text.delta", "delta": 'ok <grok:render card_id="z">'}))
+    out += d.answer.finish()
+    assert text_of(out) == "ok "

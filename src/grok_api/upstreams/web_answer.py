@@ -30,6 +30,7 @@ from typing import Any
 from ..errors import GatewayError, InvalidRequest, RateLimited, UpstreamError
 from ..usage import estimate_tokens
 from .base import Citation, Event, Finish, ReasoningDelta, TextDelta, Usage
+from .web_tags import RenderTags
 
 THINKING_MODES = ("reasoning", "inline", "hidden")
 SOURCE_MODES = ("inline", "list", "none")
@@ -65,6 +66,7 @@ class Answer:
         "_in_think",
         "_last_cited",
         "_sources",
+        "_tags",
         "_text",
         "_thinking_chars",
         "display",
@@ -83,12 +85,28 @@ class Answer:
         self._in_think = False
         self._sources: dict[str, tuple[int, str]] = {}  # url -> (number, title)
         self._last_cited = 0
+        self._tags = RenderTags()
 
     def answer_text(self) -> str:
         """The answer as the client received it (without thinking), for conversation memory."""
         return "".join(self._text)
 
     def text(self, token: str, out: list[Event]) -> None:
+        if self._tags.held or "<" in token:
+            for cited, piece in self._tags.feed(token):
+                if cited:
+                    self.cite(piece, None, out)
+                else:
+                    self._emit(piece, out)
+        else:
+            self._emit(token, out)
+
+    def card(self, card_id: Any, url: Any, out: list[Event]) -> None:
+        """A card grok.com attached (a citation card: its id and URL)."""
+        if isinstance(card_id, str) and isinstance(url, str) and self.source(url, None, out):
+            self._tags.cards[card_id] = url
+
+    def _emit(self, token: str, out: list[Event]) -> None:
         if self._in_think:
             self._in_think = False
             out.append(TextDelta("\n</think>\n\n"))
@@ -126,7 +144,7 @@ class Answer:
             self._last_cited = number
             last = self._text[-1] if self._text else ""
             space = "" if not last or last[-1].isspace() else " "
-            self.text(f"{space}[{number}]({url})", out)
+            self._emit(f"{space}[{number}]({url})", out)
 
     def image(self, url: Any) -> None:
         if isinstance(url, str) and url and url not in self.images:
@@ -134,6 +152,9 @@ class Answer:
 
     def finish(self) -> list[Event]:
         out: list[Event] = []
+        held = self._tags.flush()
+        if held:
+            self._emit(held, out)
         if self._in_think:
             self._in_think = False
             out.append(TextDelta("\n</think>\n\n"))

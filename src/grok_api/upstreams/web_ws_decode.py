@@ -165,6 +165,8 @@ class GatewayDecoder:
         if isinstance(error, dict):
             raise error_from(502, error)
         card = _obj(output.get("card_attachment"))
+        if card.get("url"):  # a citation card, for a <grok:render card_id=…> tag in the text
+            self.answer.card(card.get("id"), card.get("url"), out)
         data = card.get("jsonData")
         if isinstance(data, str):
             try:
