@@ -2,7 +2,7 @@
 
 ``Simulator(config).start(host, port)`` serves on the running loop; ``SimulatorThread`` runs
 one on its own loop in a thread (tests, ``serve --demo``). Besides the upstream routes it
-(xAI's API under ``/v1``, grok.com's web chat under ``/rest/app-chat``) answers ``GET /_sim/stats`` (counters) and ``GET /_sim/requests`` (the last request bodies it
+(xAI's API under ``/v1``, grok.com's web chat under ``/rest/app-chat`` and its WebSocket chat gateway at ``/ws/mgw/``) answers ``GET /_sim/stats`` (counters) and ``GET /_sim/requests`` (the last request bodies it
 received), so a test can see exactly what the gateway sent upstream.
 """
 
