@@ -132,6 +132,7 @@ class AiohttpTransport:
                     headers=headers,
                     proxy=self._client.proxy,
                     autoping=True,
+                    timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
                     max_msg_size=16 * 1024 * 1024,
                     decode_text=False,
                 )
