@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/limits.py
 	$(BIN)/python bench/decode.py
 	$(BIN)/python bench/soak.py
+	$(BIN)/python bench/observability.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import ADMIN_KEY, Env
 
 
+@pytest.mark.timeout(600)  # every operation of the schema, 40 examples each, on a shared machine
 def test_no_server_errors_under_generated_requests(env: Env, key: str, tmp_path: Path) -> None:
     st = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
     assert st, "schemathesis is a test dependency (pip install -e '.[test]')"

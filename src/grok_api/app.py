@@ -18,8 +18,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import __version__, keyevents, logs
-from .api import admin, chat, health, models, web_images
+from . import __version__, keyevents, logs, tracing
+from .api import admin, admin_stats, chat, dashboard, health, models, web_images
 from .api.deps import Gateway
 from .auth import Authenticator
 from .config import Settings
@@ -27,6 +27,7 @@ from .errors import GatewayError, InvalidRequest, for_status
 from .limits import MemoryLimiter, RateLimiter
 from .limits_redis import RedisLimiter
 from .metrics import Metrics
+from .observe import WEB_UPSTREAM, Observer
 from .pipeline import Surface, serve
 from .store import Database, KeyStore, UsageStore
 from .upstreams.registry import build_router
@@ -114,12 +115,19 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.redis_url:
             client = Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
             stack.push_async_callback(client.aclose)
-        metrics = Metrics()
+        metrics = Metrics(key_labels=settings.metrics_key_labels)
+        tracer = tracing.build(settings.tracing)
+        if tracer is not None:
+            stack.callback(tracer.shutdown)
+        observer = Observer(
+            metrics, access_log=settings.access_log, recent_size=settings.recent_requests, tracing=tracer
+        )
         keys = KeyStore(db)
         auth = Authenticator(
             keys, ttl=settings.key_cache_ttl, failures_per_minute=settings.auth_failures_per_minute
         )
         router = build_router(settings, demo_url=demo_url, redis=client)
+        observer.web.configured = WEB_UPSTREAM in router.upstreams
         stack.push_async_callback(router.aclose)
         stack.push_async_callback(auth.flush_last_used)
         usage_store = UsageStore(db)
@@ -136,6 +144,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             limiter=limiter,
             usage=recorder,
             metrics=metrics,
+            observer=observer,
             redis=client,
         )
         _background(stack, auth.run_flusher(LAST_USED_FLUSH_SECONDS))
@@ -188,6 +197,9 @@ class GatewayApp(FastAPI):
             if surface is not None:
                 await serve(self.state.gateway, surface, scope, receive, send)
                 return
+        if scope["type"] == "http":
+            await self.state.gateway.observer.around(super().__call__, scope, receive, send)
+            return
         await super().__call__(scope, receive, send)
 
 
@@ -225,6 +237,8 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(web_images.router)
+    app.include_router(admin_stats.router)
+    app.include_router(dashboard.router)
     return app
 
 

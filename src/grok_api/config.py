@@ -122,7 +122,27 @@ class Settings(BaseSettings):
     models_cache_ttl: float = Field(default=300.0, ge=0)
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|text)$")
-    access_log: bool = False
+    # Observability (issue 11): request ids, access log, metrics, traces, dashboard
+    access_log: bool = Field(
+        default=False,
+        description="One line per request at its end (JSON, or text with GROK_API_LOG_FORMAT=text): "
+        "request id, key id and name, model, upstream, status, latencies, tokens, bytes, outcome.",
+    )
+    metrics_key_labels: bool = Field(
+        default=False,
+        description="Add a per-key label to the latency histograms (more series: off by default).",
+    )
+    tracing: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="OpenTelemetry traces: 'auto' turns them on when OTEL_EXPORTER_OTLP_ENDPOINT is set; "
+        "needs the 'tracing' extra.",
+    )
+    recent_requests: int = Field(
+        default=1000,
+        ge=0,
+        le=1_000_000,
+        description="How many recent requests each instance keeps in memory for the dashboard.",
+    )
 
     @field_validator(
         "proxy",

@@ -1,14 +1,57 @@
-"""Structured logs: one JSON object a line (or plain text), configured once by the CLI."""
+"""Structured logs: one JSON object a line (or plain text), configured once by the CLI.
+
+Every line written while a request is being served carries its ``request_id``: the pipeline
+sets :data:`REQUEST_ID` (a context variable, so concurrent requests never mix) and the
+:class:`RequestIdFilter` on the handler copies it onto each record. The access log
+(``GROK_API_ACCESS_LOG``) is the logger ``grok_api.access``: one line per request, its fields
+as the record's extras.
+"""
 
 from __future__ import annotations
 
 import logging
+import secrets
 import sys
 import time
+from collections.abc import Mapping
+from contextvars import ContextVar
 
 import orjson
 
 _STD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "color_message"}
+
+REQUEST_ID: ContextVar[str | None] = ContextVar("grok_api_request_id", default=None)
+ACCESS_LOGGER = "grok_api.access"
+MAX_REQUEST_ID = 128
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+def request_id_from(given: str | None) -> str:
+    """The client's ``x-request-id`` when it is sane (1–128 printable ASCII characters, no spaces
+    at the ends), else a new one."""
+    if given and len(given) <= MAX_REQUEST_ID and given.isascii() and given.isprintable():
+        stripped = given.strip()
+        if stripped == given:
+            return given
+    return new_request_id()
+
+
+def with_request_id(headers: Mapping[str, str]) -> Mapping[str, str]:
+    """``headers`` plus the current request's ``x-request-id`` (for calls made upstream)."""
+    rid = REQUEST_ID.get()
+    return headers if rid is None else {**headers, "x-request-id": rid}
+
+
+class RequestIdFilter(logging.Filter):
+    """Puts the current request's id on every record (``-`` outside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = REQUEST_ID.get() or "-"
+        return True
 
 
 class JSONFormatter(logging.Formatter):
@@ -20,22 +63,33 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for k, v in vars(record).items():
-            if k not in _STD and not k.startswith("_"):
-                out[k] = v
+        fields = vars(record)
+        access = fields.get("access")
+        if access is not None:  # an access line: its fields, flat (they include the request id)
+            out.update(access)
+        else:
+            extra = fields.keys() - _STD
+            if extra:
+                out.update((k, v) for k, v in fields.items() if k in extra and not k.startswith("_"))
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(out, default=str).decode()
 
 
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
+
+
+def handler_for(fmt: str, stream: object = None) -> logging.Handler:
+    """A handler in the given format (``json`` or ``text``) with the request-id filter on it."""
+    handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
+    handler.setFormatter(JSONFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(RequestIdFilter())
+    return handler
+
+
 def configure(level: str = "INFO", fmt: str = "json") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JSONFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [handler_for(fmt)]
     root.setLevel(level.upper())
     logging.getLogger("alembic").setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -36,7 +37,11 @@ from .errors import (
     UpstreamError,
 )
 from .limits import Ticket
+from .observe import client_gone, failed
+from .recent import RequestRecord
+from .tracing import RequestTrace
 from .upstreams.base import ChatRequest, Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from .usage import estimate_tokens
 
 if TYPE_CHECKING:
     from .api.deps import Gateway
@@ -89,14 +94,19 @@ class Surface(Protocol):
 class Tally:
     """What an answer amounted to, counted from the Events the pipeline passed on."""
 
-    __slots__ = ("delivered_chars", "finish_reason", "usage")
+    __slots__ = ("delivered_chars", "finish_reason", "first_at", "last_at", "usage")
 
     def __init__(self) -> None:
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.delivered_chars = 0
+        self.first_at = 0.0  # perf_counter when the first batch came (0: none yet)
+        self.last_at = 0.0  # … and the last one
 
     def add(self, batch: Sequence[Event]) -> None:
+        self.last_at = now = time.perf_counter()
+        if not self.first_at:
+            self.first_at = now
         for ev in batch:
             kind = type(ev)
             if kind is TextDelta or kind is ReasoningDelta:
@@ -116,9 +126,20 @@ class ClientGone(Exception):
 class Flight:
     """One request's bookkeeping: who asked, what was admitted, and what it amounted to."""
 
-    __slots__ = ("error", "key_id", "model", "prompt_estimate", "tally", "ticket", "watch")
+    __slots__ = (
+        "error",
+        "key_id",
+        "model",
+        "prompt_estimate",
+        "record",
+        "streaming",
+        "tally",
+        "ticket",
+        "trace",
+        "watch",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, record: RequestRecord, trace: RequestTrace | None) -> None:
         self.key_id = ""
         self.model = ""
         self.ticket: Ticket | None = None
@@ -126,9 +147,31 @@ class Flight:
         self.tally: Tally | None = None  # set once the upstream was asked
         self.error = False
         self.watch: DisconnectWatch | None = None
+        self.record = record  # what the access log, histograms and recent requests see
+        self.trace = trace  # None unless tracing is on
+        self.streaming = False
 
     def headers(self) -> dict[str, str]:
-        return self.ticket.headers if self.ticket is not None else {}
+        rid = {"x-request-id": self.record.id}
+        return {**self.ticket.headers, **rid} if self.ticket is not None else rid
+
+    def observe(self, gw: Gateway) -> None:
+        """Completes the request's record from its tally and hands it to the observer."""
+        record, tally = self.record, self.tally
+        if tally is not None:
+            record.t_first, record.t_upstream_end = tally.first_at, tally.last_at
+            usage = tally.usage
+            if usage is not None:
+                record.prompt_tokens, record.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+                record.reasoning_tokens, record.cached_tokens = usage.reasoning_tokens, usage.cached_tokens
+                record.estimated = usage.estimated
+            elif tally.delivered_chars or not self.error:
+                record.prompt_tokens = self.prompt_estimate
+                record.completion_tokens = estimate_tokens(tally.delivered_chars)
+                record.estimated = True
+        if self.streaming:
+            gw.observer.stream_ended()
+        gw.observer.finish(record, self.trace)
 
     def settle(self, gw: Gateway) -> None:
         """Records usage and ends the limiter's hold, exactly once, however the request ended."""
@@ -153,13 +196,17 @@ class Flight:
 
 async def serve(gw: Gateway, surface: Surface, scope: Scope, receive: Receive, send: Send) -> None:
     """Serves one request of ``surface``; every failure is answered in that surface's shape."""
-    flight = Flight()
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    flight = Flight(*gw.observer.start(scope["method"], scope["path"], surface.name, headers))
+    record = flight.record
+    respond: JSONResponse | SSEResponse | None = None
     gw.memory.started()
     try:
         try:
-            respond = await _handle(gw, surface, scope, receive, flight)
+            respond = await _handle(gw, surface, scope, receive, flight, headers)
         except GatewayError as exc:
             flight.error = True
+            failed(record, exc)
             if exc.status >= 500:
                 log.warning("%s request failed: %s", surface.name, exc.message, extra={"status": exc.status})
             elif isinstance(exc, RateLimited) and flight.ticket is None:
@@ -169,33 +216,64 @@ async def serve(gw: Gateway, surface: Surface, scope: Scope, receive: Receive, s
             flight.error = True
             log.exception("unexpected error in %s", surface.name)
             err = GatewayError("The gateway failed to handle this request.")
-            respond = JSONResponse(err.status, surface.error_body(err))
+            failed(record, err)
+            respond = JSONResponse(err.status, surface.error_body(err), flight.headers())
         if isinstance(respond, SSEResponse):
             respond.watch = flight.watch
-        elif flight.watch is not None:
-            flight.watch.finished = True
-        await respond(scope, receive, send)
+            record.status = 200
+            flight.streaming = True
+            gw.observer.stream_started()
+        else:
+            record.status = respond.status
+            record.bytes_out = len(respond.body)
+            if flight.watch is not None:
+                flight.watch.finished = True
+        await _respond(respond, flight.trace, scope, receive, send)
     except ClientGone:
+        client_gone(record)
         return
     except asyncio.CancelledError:
         if flight.watch is None or not flight.watch.gone:
             raise
+        client_gone(record)
         task = asyncio.current_task()
         if task is not None:
             task.uncancel()  # the client left: the upstream call was cancelled, the request is done
     finally:
         if flight.watch is not None:
             flight.watch.stop()
+        if isinstance(respond, SSEResponse):
+            record.bytes_out = respond.bytes_out
         flight.settle(gw)
+        flight.observe(gw)
         gw.memory.finished()
 
 
+async def _respond(
+    respond: JSONResponse | SSEResponse,
+    trace: RequestTrace | None,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+) -> None:
+    if trace is None:
+        await respond(scope, receive, send)
+        return
+    with trace.phase("encode"):
+        await respond(scope, receive, send)
+
+
 async def _handle(
-    gw: Gateway, surface: Surface, scope: Scope, receive: Receive, flight: Flight
+    gw: Gateway, surface: Surface, scope: Scope, receive: Receive, flight: Flight, headers: dict[str, str]
 ) -> JSONResponse | SSEResponse:
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
     client = scope.get("client")
-    key = await gw.auth.authenticate(headers, client[0] if client else "")
+    trace, record = flight.trace, flight.record
+    if trace is None:
+        key = await gw.auth.authenticate(headers, client[0] if client else "")
+    else:
+        with trace.phase("authenticate"):
+            key = await gw.auth.authenticate(headers, client[0] if client else "")
+    record.key_id, record.key_name = key.id, key.name
     check_content_type(headers)
     raw = await read_body(receive, headers, gw.settings.max_body_bytes)
     call = surface.prepare(gw, key, parse_json(raw), raw)
@@ -204,10 +282,17 @@ async def _handle(
     upstream, request.upstream_model = gw.router.route(request.model)
     request.key_id = key.id
     flight.key_id, flight.model = key.id, request.model
+    record.model, record.upstream, record.stream = request.model, upstream.name, call.encoder.stream
     flight.prompt_estimate = call.prompt_estimate
     answer = call.answer_tokens or gw.settings.completion_reserve
-    flight.ticket = await gw.limiter.acquire(key, call.prompt_estimate + answer)
+    if trace is None:
+        flight.ticket = await gw.limiter.acquire(key, call.prompt_estimate + answer)
+    else:
+        with trace.phase("limiter"):
+            flight.ticket = await gw.limiter.acquire(key, call.prompt_estimate + answer)
+        trace.upstream_started(upstream.name, request.upstream_model)
     flight.watch = DisconnectWatch(receive)  # from here on, a client that leaves cancels the work
+    record.t_upstream = time.perf_counter()
     events = aiter(upstream.stream(request))
     tally = flight.tally = Tally()
     encoder = call.encoder
@@ -231,8 +316,13 @@ async def _stream(
         first_task.cancel()
         raise
 
+    if first_task.done():
+        assert flight.tally is not None
+        flight.tally.first_at = time.perf_counter()
+
     def on_error(exc: GatewayError) -> None:
         flight.error = True
+        failed(flight.record, exc, status=200)
         gw.metrics.stream_errors.inc()
 
     assert flight.tally is not None

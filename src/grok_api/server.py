@@ -61,7 +61,7 @@ def run_server(settings: Settings, console: Console) -> None:
         "host": settings.host,
         "port": settings.port,
         "log_config": None,
-        "access_log": settings.access_log,
+        "access_log": False,  # the gateway writes its own (GROK_API_ACCESS_LOG), with request ids
         "timeout_graceful_shutdown": settings.shutdown_grace,
         "server_header": False,
     }

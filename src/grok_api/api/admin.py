@@ -2,26 +2,32 @@
 
 Every route needs ``GROK_API_ADMIN_KEY`` (as ``Authorization: Bearer`` or ``x-api-key``);
 client keys never reach it. Without an admin key configured the admin API is off (403).
+The dashboard (``/dashboard``) is a client of these routes and of ``admin_stats``'.
 """
 
 from __future__ import annotations
 
+import calendar
 import hmac
 import time
 from typing import Any
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
 
 from .. import keyevents
 from ..auth import key_from_headers
-from ..errors import AuthenticationFailed, NotFound, PermissionDenied
-from ..timespec import since_epoch
+from ..errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
+from ..store.keys import Limits
+from ..store.tables import LIMIT_FIELDS
+from ..timespec import parse_duration, since_epoch
 from .deps import Gateway, gateway
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 
-def _admin(request: Request) -> Gateway:
+def admin_gateway(request: Request) -> Gateway:
+    """The gateway, once the request has shown the admin key (401/403/429 otherwise)."""
     gw = gateway(request)
     configured = gw.settings.admin_key
     if configured is None:
@@ -37,10 +43,107 @@ def _admin(request: Request) -> Gateway:
     return gw
 
 
-@router.get("/keys", summary="List keys (never the keys themselves)")
+_admin = admin_gateway
+
+
+MAX_LIMIT = 10**15  # well inside a 64-bit column
+MAX_LIFETIME = 100 * 365 * 86400.0
+
+
+class KeyLimits(BaseModel):
+    """A key's limits; a missing or null field is unlimited (on update: cleared)."""
+
+    rpm: int | None = Field(default=None, ge=1, le=MAX_LIMIT, description="Requests per minute.")
+    tpm: int | None = Field(default=None, ge=1, le=MAX_LIMIT, description="Tokens per minute.")
+    concurrency: int | None = Field(default=None, ge=1, le=MAX_LIMIT, description="Requests at once.")
+    budget_day: int | None = Field(default=None, ge=1, le=MAX_LIMIT, description="Tokens per UTC day.")
+    budget_month: int | None = Field(default=None, ge=1, le=MAX_LIMIT, description="Tokens per UTC month.")
+    budget_total: int | None = Field(default=None, ge=1, le=MAX_LIMIT, description="Tokens in all.")
+
+
+class KeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    expires_in: str | None = Field(default=None, description="A duration such as 30d, 12h or 1y.")
+    models: list[str] | None = Field(default=None, description="The models the key may use (all: null).")
+    limits: KeyLimits = Field(default_factory=KeyLimits)
+
+
+class KeyUpdate(BaseModel):
+    """The fields to change; the ones left out stay as they are."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    limits: KeyLimits | None = None
+    models: list[str] | None = None
+    expires_in: str | None = Field(default=None, description="A new expiry, from now (e.g. 30d).")
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), param="expires_in") from None
+    if seconds > MAX_LIFETIME:
+        raise InvalidRequest("A key may live at most 100 years.", param="expires_in")
+    return seconds
+
+
+async def _changed(gw: Gateway, key_id: str) -> None:
+    """Every instance forgets its cached record of the key."""
+    gw.auth.invalidate(key_id)
+    if gw.redis is not None:
+        await keyevents.publish(gw.redis, key_id)
+
+
+def _month_start(now: float) -> int:
+    t = time.gmtime(now)
+    return calendar.timegm((t.tm_year, t.tm_mon, 1, 0, 0, 0))
+
+
+@router.get("/keys", summary="List keys (never the keys themselves), with this month's usage")
 async def list_keys(request: Request) -> dict[str, Any]:
     gw = _admin(request)
-    return {"object": "list", "data": [r.public() for r in await gw.keys.list()]}
+    await gw.usage.flush()
+    month: dict[str, dict[str, int]] = {}
+    for row in await gw.usage.store.report(since_hour=_month_start(time.time())):
+        acc = month.setdefault(row["key_id"], {"requests": 0, "tokens": 0, "errors": 0})
+        acc["requests"] += row["requests"]
+        acc["tokens"] += row["total_tokens"]
+        acc["errors"] += row["errors"]
+    empty = {"requests": 0, "tokens": 0, "errors": 0}
+    data = [{**r.public(), "usage_month": month.get(r.id, empty)} for r in await gw.keys.list()]
+    return {"object": "list", "data": data}
+
+
+@router.post("/keys", summary="Create a key: the answer is the only time the key is shown")
+async def create_key(body: KeyCreate, request: Request) -> dict[str, Any]:
+    gw = _admin(request)
+    expires = _seconds(body.expires_in) if body.expires_in else None
+    record, key = await gw.keys.create(
+        body.name.strip(),
+        expires_in=expires,
+        models=[m.strip() for m in body.models if m.strip()] if body.models is not None else None,
+        limits=Limits(**body.limits.model_dump()),
+    )
+    return {**record.public(), "key": key}
+
+
+@router.patch("/keys/{key_id}", summary="Change a key's name, limits, models or expiry")
+async def update_key(key_id: str, body: KeyUpdate, request: Request) -> dict[str, Any]:
+    gw = _admin(request)
+    changes: dict[str, Any] = {}
+    if body.name is not None:
+        changes["name"] = body.name.strip()
+    if body.limits is not None:
+        changes["limits"] = {name: getattr(body.limits, name) for name in LIMIT_FIELDS}
+    if body.models is not None:
+        changes["models"] = [m.strip() for m in body.models if m.strip()] or None
+    if body.expires_in is not None:
+        changes["expires_at"] = int(time.time() + _seconds(body.expires_in))
+    record = await gw.keys.update(key_id, **changes)
+    if record is None:
+        raise NotFound(f"No key with id {key_id}.", param="key_id")
+    await _changed(gw, key_id)
+    return record.public()
 
 
 @router.post("/keys/{key_id}/revoke", summary="Revoke a key on every instance")
@@ -49,9 +152,7 @@ async def revoke_key(key_id: str, request: Request) -> dict[str, Any]:
     record = await gw.keys.revoke(key_id)
     if record is None:
         raise NotFound(f"No key with id {key_id}.", param="key_id")
-    gw.auth.invalidate(key_id)
-    if gw.redis is not None:
-        await keyevents.publish(gw.redis, key_id)
+    await _changed(gw, key_id)
     return record.public()
 
 

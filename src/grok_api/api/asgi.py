@@ -118,6 +118,7 @@ class SSEResponse:
         self.on_error = on_error
         self.watch: DisconnectWatch | None = None
         self._last = 0.0
+        self.bytes_out = 0  # for the access log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -160,6 +161,7 @@ class SSEResponse:
                     await task
         if self.watch is not None:
             self.watch.finished = True
+        self.bytes_out += len(tail)
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 
     async def _relay(self, send: Send) -> bytes:
@@ -180,6 +182,7 @@ class SSEResponse:
                 data = encode(batch)
                 if data:
                     self._last = time.monotonic()
+                    self.bytes_out += len(data)
                     await send({"type": "http.response.body", "body": data, "more_body": True})
             return self.encoder.finish()
         except GatewayError as exc:
@@ -189,6 +192,7 @@ class SSEResponse:
 
     async def _send(self, send: Send, data: bytes) -> None:
         self._last = time.monotonic()
+        self.bytes_out += len(data)
         await send({"type": "http.response.body", "body": data, "more_body": True})
 
     async def _keep_alive(self, send: Send) -> None:

@@ -12,6 +12,7 @@ from ..config import Settings
 from ..limits import RateLimiter
 from ..memory import IdleTrimmer
 from ..metrics import Metrics
+from ..observe import Observer
 from ..router import Router
 from ..store import Database, KeyStore
 from ..usage import UsageRecorder
@@ -29,6 +30,7 @@ class Gateway:
     limiter: RateLimiter
     usage: UsageRecorder
     metrics: Metrics
+    observer: Observer  # request ids, access log, histograms, traces, recent requests
     redis: Redis | None = None
     memory: IdleTrimmer = field(default_factory=IdleTrimmer)
 

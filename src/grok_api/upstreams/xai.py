@@ -22,6 +22,7 @@ from ..errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
+from ..logs import with_request_id
 from .base import ChatRequest, Event, Finish, ModelInfo, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 from .http import HTTPOptions, PooledClient, converted, read_lines
 
@@ -77,7 +78,7 @@ class XAIUpstream:
             self._session.post(
                 self.base_url + "/chat/completions",
                 data=orjson.dumps(body),
-                headers=self._headers,
+                headers=with_request_id(self._headers),
                 proxy=self._proxy,
             ) as resp,
         ):

@@ -1,0 +1,132 @@
+"""What one request amounted to (:class:`RequestRecord`), and the most recent ones in a ring.
+
+The pipeline fills one record per request as it goes (who asked, which model and upstream,
+when the first byte came, what the answer cost) and hands it over once it settles; the access
+log, the latency histograms, the overview's timeline and :class:`RecentRequests` (the
+dashboard's Requests page) all read that one record. The ring is bounded and per instance.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    id: str
+    method: str
+    path: str
+    surface: str
+    started: float  # epoch seconds
+    t0: float  # perf_counter at the start
+    stream: bool = False
+    key_id: str = ""
+    key_name: str = ""
+    model: str = ""
+    upstream: str = ""
+    status: int = 0
+    outcome: str = "ok"  # ok, client_gone, upstream_error:<code>, limited:<code>, error:<code>
+    error_code: str = ""
+    error_message: str = ""
+    retry_after: float | None = None
+    t_upstream: float = 0.0  # perf_counter when the upstream was asked (0: never)
+    t_first: float = 0.0  # perf_counter of the first batch
+    t_upstream_end: float = 0.0
+    t_end: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
+    estimated: bool = False
+    bytes_out: int = 0
+
+    @property
+    def total(self) -> float:
+        return max(0.0, self.t_end - self.t0)
+
+    @property
+    def ttfb(self) -> float | None:
+        return self.t_first - self.t0 if self.t_first else None
+
+    @property
+    def upstream_time(self) -> float:
+        if not self.t_upstream:
+            return 0.0
+        return max(0.0, (self.t_upstream_end or self.t_end) - self.t_upstream)
+
+    @property
+    def overhead(self) -> float:
+        return max(0.0, self.total - self.upstream_time)
+
+    @property
+    def status_class(self) -> str:
+        return f"{self.status // 100}xx" if self.status else "none"
+
+    def fields(self) -> dict[str, Any]:
+        """The access log's (and the Requests page's) fields: never a key or a credential."""
+        ttfb = self.ttfb
+        return {
+            "request_id": self.id,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.started))
+            + f".{int(self.started * 1000) % 1000:03d}Z",
+            "method": self.method,
+            "path": self.path,
+            "status": self.status,
+            "surface": self.surface,
+            "stream": self.stream,
+            "key_id": self.key_id or None,
+            "key_name": self.key_name or None,
+            "model": self.model or None,
+            "upstream": self.upstream or None,
+            "latency_ms": round(self.total * 1000, 3),
+            "ttfb_ms": round(ttfb * 1000, 3) if ttfb is not None else None,
+            "upstream_ms": round(self.upstream_time * 1000, 3),
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "cached_tokens": self.cached_tokens,
+            "estimated": self.estimated,
+            "bytes_out": self.bytes_out,
+            "outcome": self.outcome,
+        }
+
+
+class RecentRequests:
+    """The last ``size`` requests of this instance, newest first when read."""
+
+    def __init__(self, size: int = 1000) -> None:
+        self._ring: deque[RequestRecord] = deque(maxlen=size)
+
+    def add(self, record: RequestRecord) -> None:
+        self._ring.append(record)
+
+    def __len__(self) -> int:
+        return len(self._ring)
+
+    def query(
+        self,
+        *,
+        key_id: str | None = None,
+        model: str | None = None,
+        status: str | None = None,
+        request_id: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """The newest matching requests; ``status`` is a code (``429``) or a class (``4xx``)."""
+        out: list[dict[str, Any]] = []
+        for r in reversed(self._ring):
+            if key_id and r.key_id != key_id:
+                continue
+            if model and r.model != model:
+                continue
+            if request_id and r.id != request_id:
+                continue
+            if status and status not in (str(r.status), r.status_class):
+                continue
+            out.append(r.fields())
+            if len(out) >= limit:
+                break
+        return out
