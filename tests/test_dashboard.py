@@ -231,3 +231,21 @@ def test_dashboard_files_are_served_with_a_strict_policy(gw: Env) -> None:
     )
     assert httpx.get(gw.base_url + "/dashboard/../config.py").status_code == 404
     assert httpx.get(gw.base_url + "/dashboard/nothing.js").status_code == 404
+
+
+def test_keyboard_only_and_every_control_labelled(gw: Env, page: Page) -> None:
+    page.goto(gw.base_url + "/dashboard")
+    expect(page.get_by_label("Admin key")).to_be_focused()  # the sign-in field takes the focus
+    page.keyboard.type(ADMIN_KEY)
+    page.keyboard.press("Enter")
+    expect(page.locator("body")).to_have_attribute("data-loaded", "overview")
+    page.get_by_role("link", name="Keys").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("body")).to_have_attribute("data-loaded", "keys")
+    unlabelled = page.evaluate(
+        """() => [...document.querySelectorAll('input, select')]
+            .filter((e) => e.labels.length === 0 && !e.getAttribute('aria-label'))
+            .map((e) => e.id || e.name)"""
+    )
+    assert unlabelled == []
+    assert page.evaluate("document.documentElement.lang") == "en"

@@ -316,9 +316,9 @@ async def _stream(
         first_task.cancel()
         raise
 
-    if first_task.done():
+    if first_task.done() and not first_task.cancelled() and first_task.exception() is None:
         assert flight.tally is not None
-        flight.tally.first_at = time.perf_counter()
+        flight.tally.first_at = time.perf_counter()  # it came during the wait, not when relayed
 
     def on_error(exc: GatewayError) -> None:
         flight.error = True
