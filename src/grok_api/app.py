@@ -222,7 +222,12 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
             allow_origins=origins,
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["authorization", "content-type", "x-api-key"],
-            expose_headers=["retry-after", "x-request-id", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests"],
+            expose_headers=[
+                "retry-after",
+                "x-request-id",
+                "x-ratelimit-limit-requests",
+                "x-ratelimit-remaining-requests",
+            ],
         )
     handlers: dict[Any, Any] = {
         GatewayError: _gateway_error,
