@@ -221,7 +221,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
             app.dispatch,
             allow_origins=origins,
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["authorization", "content-type", "x-api-key"],
+            allow_headers=["authorization", "content-type", "x-api-key", "x-request-id", "traceparent"],
             expose_headers=[
                 "retry-after",
                 "x-request-id",
