@@ -186,6 +186,7 @@ def test_access_lines_carry_the_fields_and_no_secret(gw: Env, lines: Lines) -> N
     assert access["status"] == 200 and access["outcome"] == "ok" and access["surface"] == "chat"
     assert access["key_id"] == record.id and access["key_name"] == "access-log-key"
     assert access["model"] == "grok-3" and access["upstream"] == "xai"
+    assert access["target"] == gw.settings.xai_base_url  # which target: its URL, no credential
     assert access["prompt_tokens"] == usage["prompt_tokens"]
     assert access["completion_tokens"] == usage["completion_tokens"]
     assert access["estimated"] is False and access["reasoning_tokens"] == 0 and access["cached_tokens"] == 0

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .errors import GatewayError, RateLimited
 from .logs import ACCESS_LOGGER, REQUEST_ID, request_id_from
 from .metrics import Metrics
-from .recent import RecentRequests, RequestRecord
+from .recent import CURRENT, RecentRequests, RequestRecord
 from .timeline import Timeline
 from .tracing import RequestTrace, Tracing
 from .websession import REFUSAL_CODES, WebSessionStatus
@@ -56,6 +56,7 @@ class Observer:
         rid = request_id_from(headers.get("x-request-id"))
         REQUEST_ID.set(rid)
         record = RequestRecord(rid, method, path, surface, time.time(), time.perf_counter())
+        CURRENT.set(record)
         self.in_flight += 1
         trace = self.tracing.start(record, headers) if self.tracing is not None else None
         return record, trace

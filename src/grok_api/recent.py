@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ class RequestRecord:
     key_name: str = ""
     model: str = ""
     upstream: str = ""
+    target: str = ""  # which of the upstream's targets served it (a URL and credential label)
     status: int = 0
     outcome: str = "ok"  # ok, client_gone, upstream_error:<code>, limited:<code>, error:<code>
     error_code: str = ""
@@ -81,6 +83,7 @@ class RequestRecord:
             "key_name": self.key_name or None,
             "model": self.model or None,
             "upstream": self.upstream or None,
+            "target": self.target or None,
             "latency_ms": round(self.total * 1000, 3),
             "ttfb_ms": round(ttfb * 1000, 3) if ttfb is not None else None,
             "upstream_ms": round(self.upstream_time * 1000, 3),
@@ -92,6 +95,17 @@ class RequestRecord:
             "bytes_out": self.bytes_out,
             "outcome": self.outcome,
         }
+
+
+# The record of the request being served, so that code far down (the failover) can note on it.
+CURRENT: ContextVar[RequestRecord | None] = ContextVar("grok_api_request_record", default=None)
+
+
+def note_target(label: str) -> None:
+    """Notes which upstream target the current request went to (the last one tried)."""
+    record = CURRENT.get()
+    if record is not None:
+        record.target = label
 
 
 class RecentRequests:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import GatewayError, RateLimited, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from .recent import note_target
 from .upstreams.base import ChatRequest, Event, ModelInfo, Upstream
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,7 @@ class FailoverUpstream:
             target = self._pick(tried)
             if target is None:
                 raise UpstreamUnavailable(f"{self.name} is failing: every target's circuit breaker is open")
+            note_target(target.label)  # for the access log: which target served (no credential)
             events = aiter(target.upstream.stream(request))
             limit = min(policy.first_byte, deadline - time.monotonic()) if deadline else policy.first_byte
             try:
