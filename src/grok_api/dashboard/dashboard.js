@@ -58,7 +58,8 @@ function limitsText(limits) {
 
 // ---- charts: bars drawn as SVG, with a text summary for screen readers --------------------
 function barChart(box, labels, values, title) {
-  const w = 600, h = 180, pad = 28;
+  // drawn at the box's own width, so that its text keeps its size on a phone
+  const w = Math.min(1000, Math.max(280, box.clientWidth || 600)), h = 180, pad = 28;
   const max = Math.max(1, ...values);
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
