@@ -42,15 +42,17 @@ from .conftest import (
 
 
 @pytest.fixture(scope="module")
-def spans() -> InMemorySpanExporter:
-    """The process's tracer provider (set once), exporting into memory."""
+def spans() -> Iterator[InMemorySpanExporter]:
+    """The process's tracer provider (set once: OpenTelemetry allows no other), exporting into
+    memory while this module runs."""
     exporter = InMemorySpanExporter()
     provider = trace.get_tracer_provider()
     if not isinstance(provider, TracerProvider):
         provider = TracerProvider()
         trace.set_tracer_provider(provider)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return exporter
+    yield exporter
+    exporter.shutdown()  # later modules' spans (FastAPI traces its own routes too) are not kept
 
 
 @pytest.fixture(scope="module")
