@@ -485,3 +485,34 @@ def test_text_logs_show_the_request_id() -> None:
     first, second = buffer.getvalue().splitlines()
     assert "[req_text_1]: something happened" in first
     assert "[-]: outside" in second
+
+
+def test_access_outcomes_for_a_key_limit_and_a_client_that_leaves(gw: Env, lines: Lines) -> None:
+    key = key_for(gw.settings, rpm=1)
+    lines.since_mark()
+    assert post_chat(gw.base_url, key, "first").status_code == 200
+    refused = post_chat(gw.base_url, key, "second")
+    assert refused.status_code == 429
+    limited = settled(gw, lines, refused.headers["x-request-id"])[-1]
+    assert limited["outcome"] == "limited:rate_limit_requests" and limited["status"] == 429
+    assert limited["upstream_ms"] == 0 and limited["ttfb_ms"] is None
+
+    other = key_for(gw.settings)
+    body = {
+        "model": "grok-3",
+        "stream": True,
+        "messages": [{"role": "user", "content": "x [sim tokens=400 rate=40]"}],
+    }
+    with httpx.stream(
+        "POST",
+        gw.base_url + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {other}"},
+        json=body,
+        timeout=30,
+    ) as r:
+        chunks = r.iter_bytes()
+        next(chunks)
+        rid = r.headers["x-request-id"]
+    gone = settled(gw, lines, rid)[-1]
+    assert gone["outcome"] == "client_gone" and gone["stream"] is True and gone["estimated"] is True
+    assert 0 < gone["completion_tokens"] < 400
