@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__, keyevents, logs, tracing
-from .api import admin, admin_stats, chat, dashboard, health, models, web_images
+from .api import admin, admin_stats, chat, dashboard, health, images, messages, models, web_images
 from .api.deps import Gateway
 from .auth import Authenticator
 from .config import Settings
@@ -214,14 +214,22 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         redoc_url=None,
     )
     app.state.settings = settings
-    app.hot = {chat.PATH: chat.SURFACE}
+    app.hot = {chat.PATH: chat.SURFACE, messages.PATH: messages.SURFACE, images.PATH: images.SURFACE}
     if settings.cors_origins:
         origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
         app.entry = CORSMiddleware(
             app.dispatch,
             allow_origins=origins,
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["authorization", "content-type", "x-api-key", "x-request-id", "traceparent"],
+            allow_headers=[
+                "authorization",
+                "content-type",
+                "x-api-key",
+                "x-request-id",
+                "traceparent",
+                "anthropic-version",
+                "anthropic-beta",
+            ],
             expose_headers=[
                 "retry-after",
                 "x-request-id",
@@ -238,6 +246,8 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
     for exc_class, handler in handlers.items():
         app.add_exception_handler(exc_class, handler)
     app.include_router(chat.router)
+    app.include_router(messages.router)
+    app.include_router(images.router)
     app.include_router(models.router)
     app.include_router(health.router)
     app.include_router(admin.router)

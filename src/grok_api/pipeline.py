@@ -40,7 +40,16 @@ from .limits import Ticket
 from .observe import client_gone, failed
 from .recent import RequestRecord
 from .tracing import RequestTrace
-from .upstreams.base import ChatRequest, Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from .upstreams.base import (
+    ChatRequest,
+    Event,
+    Finish,
+    Image,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from .usage import estimate_tokens
 
 if TYPE_CHECKING:
@@ -94,7 +103,7 @@ class Surface(Protocol):
 class Tally:
     """What an answer amounted to, counted from the Events the pipeline passed on."""
 
-    __slots__ = ("delivered_chars", "finish_reason", "first_at", "last_at", "usage")
+    __slots__ = ("delivered_chars", "finish_reason", "first_at", "images", "last_at", "usage")
 
     def __init__(self) -> None:
         self.usage: Usage | None = None
@@ -102,6 +111,7 @@ class Tally:
         self.delivered_chars = 0
         self.first_at = 0.0  # perf_counter when the first batch came (0: none yet)
         self.last_at = 0.0  # … and the last one
+        self.images = 0
 
     def add(self, batch: Sequence[Event]) -> None:
         self.last_at = now = time.perf_counter()
@@ -117,6 +127,8 @@ class Tally:
                 self.usage = ev  # type: ignore[assignment]
             elif kind is Finish:
                 self.finish_reason = ev.reason  # type: ignore[union-attr]
+            elif kind is Image:
+                self.images += 1
 
 
 class ClientGone(Exception):
@@ -187,6 +199,7 @@ class Flight:
                 prompt_estimate=self.prompt_estimate,
                 delivered_chars=tally.delivered_chars,
                 error=self.error,
+                images=tally.images,
             )
             gw.metrics.tokens_total.inc(used)
         (gw.metrics.requests_error if self.error else gw.metrics.requests_ok).inc()

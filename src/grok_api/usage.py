@@ -8,6 +8,9 @@ When an answer carries no usage (the client went away, the upstream broke off, o
 reports none), tokens are estimated at one per 4 characters, as OpenAI's rule of thumb has it:
 the prompt from its text, the completion from what was actually delivered. Such requests are
 counted in ``estimated_requests``.
+
+Generated images are counted in ``images`` (one per image delivered); such a request is charged
+the tokens of its prompt only (an estimate unless the upstream reports usage).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class UsageRecorder:
         prompt_estimate: int,
         delivered_chars: int,
         error: bool,
+        images: int = 0,
     ) -> int:
         """Adds one answered request; returns the tokens it is charged (prompt + completion)."""
         hour = int(time.time()) // 3600 * 3600
@@ -60,6 +64,7 @@ class UsageRecorder:
             row = self._rows[(key_id, model, hour)] = UsageRow(key_id, model, hour)
         row.requests += 1
         row.errors += error
+        row.images += images
         if usage is not None and not usage.estimated:
             prompt, completion = usage.prompt_tokens, usage.completion_tokens
             row.reasoning_tokens += usage.reasoning_tokens

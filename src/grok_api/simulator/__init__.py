@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import grok_web, xai
+from . import grok_web, images, xai
 
 
 @dataclass(slots=True)
@@ -66,6 +66,7 @@ class Simulator:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.add_routes(xai.routes(self))
         app.add_routes(grok_web.routes(self))
+        app.add_routes(images.routes(self))
         app.add_routes([web.get("/_sim/stats", self._stats), web.get("/_sim/requests", self._requests)])
         return app
 

@@ -56,6 +56,13 @@ def _said(message: str) -> str:
     return strip_directives(message.rsplit("[user]\n", 1)[-1]) or "(nothing)"
 
 
+def _asked_images(body: dict[str, Any], message: str) -> int:
+    """Images the model draws unasked by a directive: when generation is on and the message asks."""
+    if not body.get("enableImageGeneration") or not message.lower().startswith("generate an image"):
+        return 0
+    return max(1, min(4, int(body.get("imageGenerationCount") or 2)))
+
+
 def routes(sim: Simulator) -> list[web.RouteDef]:
     """REST chat, the WebSocket chat gateway, the session lookup and uploads, sharing state."""
     from . import grok_files, grok_ws
@@ -168,7 +175,8 @@ async def _stream(
     user_id, reply_id = str(uuid.uuid4()), str(uuid.uuid4())
     conv.responses[user_id] = _Response(body.get("parentResponseId"), depth, said)
     answer = f"[turn {depth}] You said: {said}"
-    images = [f"users/sim/generated/{secrets.token_hex(4)}/image.jpg" for _ in range(d.images)]
+    count = d.images or _asked_images(body, message)
+    images = [f"users/sim/generated/{secrets.token_hex(4)}/image.jpg" for _ in range(count)]
 
     def wrap(obj: dict[str, Any]) -> bytes:
         return orjson.dumps({"result": {"response": obj} if new else obj}) + b"\n"

@@ -92,6 +92,7 @@ class _Socket:
         self.conversations, self.files = conversations, files
         self.session_id = ""
         self.thinks = False  # the mode thinks (expert, heavy)
+        self.image_count = 0  # images the session lets the model draw in one answer
         self.conversation: _Conversation | None = None
         self.item: dict[str, Any] | None = None
 
@@ -140,6 +141,8 @@ class _Socket:
             self.conversations[self.conversation.id] = self.conversation
         self.session_id = self.conversation.id
         self.thinks = session.get("model") in ("expert", "heavy")
+        if x_grok.get("enable_image_generation"):
+            self.image_count = min(4, int(x_grok.get("image_generation_count") or 0))
         await self.send(
             {"type": "session.created", "client_event_id": event.get("event_id"), "session": session}
         )
@@ -208,7 +211,8 @@ async def _answer(
             )
         if sock.sim.config.token_rate > 0:
             await asyncio.sleep(1.0 / sock.sim.config.token_rate)
-    for _ in range(d.images):
+    asked = message.lower().startswith("generate an image")  # the model draws when asked to
+    for _ in range(d.images or (sock.image_count if asked else 0)):
         await _image(sock)
     conv.responses[reply_id] = _Response(user_id, depth, answer)
     await sock.send({"type": "response.output_text.done", "text": answer})

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from .images import IMAGE_MODELS
 from .script import (
     Directives,
     answer_words,
@@ -55,7 +56,8 @@ def xai_error(status: int, code: str, message: str, headers: dict[str, str] | No
 def routes(sim: Simulator) -> list[web.RouteDef]:
     async def models(request: web.Request) -> web.Response:
         created = 1_700_000_000
-        data = [{"id": m, "object": "model", "created": created, "owned_by": "xai"} for m in MODELS]
+        ids = (*MODELS, *IMAGE_MODELS)
+        data = [{"id": m, "object": "model", "created": created, "owned_by": "xai"} for m in ids]
         return web.json_response({"object": "list", "data": data}, dumps=_dumps)
 
     async def chat(request: web.Request) -> web.StreamResponse:
@@ -132,7 +134,8 @@ class _Plan:
         self.rate = d.rate if d.rate is not None else sim.config.token_rate
         think = d.think if d.think is not None else self.model in REASONING_MODELS
         self.reasoning = reasoning_words(prompt) if think else []
-        self.tool = _tool_call(body, prompt) if d.tool else None
+        answered = messages[-1].get("role") == "tool"  # a tool's result came back: answer it
+        self.tool = _tool_call(body, prompt) if d.tool and not answered else None
         self.words = [] if self.tool else answer_words(prompt, turn, d.tokens)
         self.prompt_tokens = prompt_tokens(messages)
         history = messages[:-1]

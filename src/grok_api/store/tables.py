@@ -31,6 +31,7 @@ USAGE_COUNTERS = (
     "reasoning_tokens",
     "cached_tokens",
     "estimated_requests",
+    "images",
 )
 
 usage_hourly = sa.Table(

@@ -28,6 +28,7 @@ class UsageRow:
     reasoning_tokens: int = 0
     cached_tokens: int = 0
     estimated_requests: int = 0
+    images: int = 0
 
     def add(self, other: UsageRow) -> None:
         for name in USAGE_COUNTERS:

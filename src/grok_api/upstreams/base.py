@@ -19,6 +19,14 @@ An upstream is one object with two async methods:
 
     Cancelling the iteration (the client went away) must release the upstream connection.
 
+    Image generation uses the same method: a request with ``kind == "image"`` (made by
+    ``POST /v1/images/generations``) carries the prompt as its one user message and the client's
+    image parameters in ``body`` (``n``, ``response_format`` ``url``/``b64_json``,
+    ``aspect_ratio``, ``resolution``); the answer is one batch of ``Image`` Events (one per
+    image, each with ``url`` or ``b64_json`` as asked), an optional ``Usage``, then ``Finish``.
+    An upstream that cannot generate images raises ``InvalidRequest`` for such a request. The
+    pipeline counts the ``Image`` Events for usage (the ``images`` column).
+
 ``models()``
     The model ids the upstream serves now, as ``ModelInfo``.
 
@@ -84,7 +92,16 @@ class Citation:
     title: str = ""
 
 
-Event = TextDelta | ReasoningDelta | ToolCallDelta | Citation | Usage | Finish
+@dataclass(slots=True)
+class Image:
+    """One generated image: a URL, or the image itself as base64 (``b64_json``)."""
+
+    url: str | None = None
+    b64_json: str | None = None
+    revised_prompt: str = ""
+
+
+Event = TextDelta | ReasoningDelta | ToolCallDelta | Citation | Image | Usage | Finish
 
 
 @dataclass(slots=True)
@@ -93,6 +110,8 @@ class ChatRequest:
 
     ``body`` is the client's JSON object as parsed (validated, not copied): upstreams that
     speak the OpenAI wire format forward it with ``model`` replaced by ``upstream_model``.
+    Surfaces that are not chat completions (Messages) translate their body into this shape.
+    ``kind`` says what is asked: ``"chat"`` (an answer) or ``"image"`` (image generation).
     """
 
     model: str
@@ -101,6 +120,7 @@ class ChatRequest:
     stream: bool
     body: dict[str, Any]
     key_id: str | None = None
+    kind: str = "chat"  # "chat", or "image" (image generation; see the module docstring)
 
 
 @dataclass(slots=True, frozen=True)

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from .web_answer import (
 )
 from .web_decode import WebDecoder
 from .web_images import MAX_IMAGE_BYTES, ImageCache
+from .web_imagine import PROMPT, generate
 from .web_transport import WebResponse, make_transport
 from .web_upload import images_in, upload
 from .web_ws import Turn, fetch_user_id, gateway_url, open_socket, run_turn, user_id_from_cookies
@@ -148,6 +149,12 @@ class WebUpstream:
                 f"grok.com has no model '{request.upstream_model}' here; known: {', '.join(self.models_map)}.",
                 param="model",
             )
+        if request.kind == "image":
+            yield await generate(
+                request, model.image_count, self._drawer(model), self.image_link, self._image
+            )
+            return
+        _refuse_tools(request.body)
         display = _display(request.body, self.options)
         if self.options.protocol == "rest":
             _refuse_images(request.messages)
@@ -174,6 +181,35 @@ class WebUpstream:
                 key_id, request.upstream_model, request.messages, answer, handle
             )
 
+    def _drawer(self, model: WebModel) -> Callable[[str, int], Awaitable[list[str]]]:
+        """Image generation's turn (``web_imagine.py``): the protocol's own, temporary, with the
+        images it yields captured as they are linked."""
+
+        async def draw(prompt: str, count: int) -> list[str]:
+            drawn: list[str] = []
+
+            def capture(url: str) -> str:
+                drawn.append(url)
+                return url
+
+            request = ChatRequest(model="", upstream_model="", messages=[], stream=False, body={})
+            plan = Plan(PROMPT.format(prompt=prompt), None)
+            drawing = replace(model, image_count=count)
+            display = Display(thinking="hidden", sources="none")
+            if self.options.protocol == "rest":
+                turns = self._rest(request, drawing, display, plan, capture)
+            else:
+                turns = self._ws(request, drawing, display, plan, [], capture)
+            async with aclosing(turns):
+                async for _ in turns:
+                    pass
+            return drawn
+
+        return draw
+
+    async def _image(self, path: str) -> bytes:
+        return (await self._fetch_asset(absolute_link(self.options.assets_url)(path)))[0]
+
     async def _fetch_asset(self, url: str) -> tuple[bytes, str]:
         """A generated image, fetched with the user's session (``GROK_API_WEB_IMAGES=proxy``)."""
         resp = await self._transport.get(url, self._session)
@@ -193,7 +229,13 @@ class WebUpstream:
         return data, ctype
 
     async def _ws(
-        self, request: ChatRequest, model: WebModel, display: Display, plan: Plan, attachments: list[str]
+        self,
+        request: ChatRequest,
+        model: WebModel,
+        display: Display,
+        plan: Plan,
+        attachments: list[str],
+        link: Callable[[str], str] | None = None,
     ) -> AsyncGenerator[list[Event] | tuple[Handle, str], None]:
         if self._user_id is None:
             self._user_id = await fetch_user_id(self._transport, self.base_url, self._session)
@@ -202,7 +244,7 @@ class WebUpstream:
         if user_id_from_cookies(self._cookies) is None:
             headers["Cookie"] = f"{self._cookies}; x-userid={self._user_id}"
         while True:
-            answer = Answer(display, self.image_link, sent_chars=len(plan.message))
+            answer = Answer(display, link or self.image_link, sent_chars=len(plan.message))
             decoder = GatewayDecoder(answer, f"evt_init_{uuid.uuid4()}")
             turn = Turn(
                 model.mode, plan.message, plan.handle, self.options.temporary, model.image_count, attachments
@@ -233,15 +275,20 @@ class WebUpstream:
             yield Handle(conversation_id, decoder.response_id), answer.answer_text()
 
     async def _rest(
-        self, request: ChatRequest, model: WebModel, display: Display, plan: Plan
+        self,
+        request: ChatRequest,
+        model: WebModel,
+        display: Display,
+        plan: Plan,
+        link: Callable[[str], str] | None = None,
     ) -> AsyncGenerator[list[Event] | tuple[Handle, str], None]:
-        decoder = WebDecoder(display, self.image_link, sent_chars=len(plan.message))
+        decoder = WebDecoder(display, link or self.image_link, sent_chars=len(plan.message))
         resp = await self._post(plan, model)
         if resp.status == 404 and plan.handle is not None:
             # the conversation is gone upstream (deleted, expired): start again with the history
             await resp.close()
             plan = Plan(fold(request.messages), None)
-            decoder = WebDecoder(display, self.image_link, sent_chars=len(plan.message))
+            decoder = WebDecoder(display, link or self.image_link, sent_chars=len(plan.message))
             resp = await self._post(plan, model)
         try:
             if resp.status >= 400 or "html" in resp.headers.get("Content-Type", ""):
@@ -295,6 +342,14 @@ def _display(body: dict[str, Any], options: WebOptions) -> Display:
             f"'sources_display' must be one of {', '.join(SOURCE_MODES)}.", param="sources_display"
         )
     return Display(thinking=str(mode), sources=str(sources))
+
+
+def _refuse_tools(body: dict[str, Any]) -> None:
+    if body.get("tools"):
+        raise InvalidRequest(
+            "grok.com cannot call tools (function calling); send requests with tools to an xAI API model.",
+            param="tools",
+        )
 
 
 def _refuse_images(messages: list[dict[str, Any]]) -> None:

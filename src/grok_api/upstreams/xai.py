@@ -23,7 +23,17 @@ from ..errors import (
     UpstreamUnavailable,
 )
 from ..logs import with_request_id
-from .base import ChatRequest, Event, Finish, ModelInfo, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from .base import (
+    ChatRequest,
+    Event,
+    Finish,
+    Image,
+    ModelInfo,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from .http import HTTPOptions, PooledClient, converted, read_lines
 
 _ERROR_BODY_LIMIT = 64 * 1024
@@ -66,6 +76,9 @@ class XAIUpstream:
         ]
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Sequence[Event]]:
+        if request.kind == "image":
+            yield await self._images(request)
+            return
         body = dict(request.body)
         body["model"] = request.upstream_model
         if request.stream:
@@ -97,6 +110,45 @@ class XAIUpstream:
                 if decoder.done:
                     return
             raise UpstreamError(f"{self.name} ended the stream before it was complete")
+
+    async def _images(self, request: ChatRequest) -> list[Event]:
+        """xAI's ``/v1/images/generations``: one ``Image`` Event per generated image."""
+        body = {**request.body, "model": request.upstream_model}
+        async with (
+            converted(self.name),
+            self._session.post(
+                self.base_url + "/images/generations",
+                data=orjson.dumps(body),
+                headers=self._headers,
+                proxy=self._proxy,
+            ) as resp,
+        ):
+            if resp.status >= 400:
+                raise await _error_from(resp, self.name)
+            data = _loads(await resp.read(), self.name)
+        return events_from_images(data, self.name)
+
+
+def events_from_images(data: Any, upstream: str) -> list[Event]:
+    items = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not items:
+        raise UpstreamError(f"{upstream} sent an image response without images")
+    out: list[Event] = []
+    for item in items:
+        if not isinstance(item, dict) or not (item.get("url") or item.get("b64_json")):
+            raise UpstreamError(f"{upstream} sent an image without a url or b64_json")
+        b64 = item.get("b64_json")
+        if isinstance(b64, str) and b64.startswith("data:"):
+            b64 = b64.partition(",")[2]  # xAI has sent data URLs here; OpenAI's shape is bare base64
+        out.append(
+            Image(
+                url=item.get("url"),
+                b64_json=b64 or None,
+                revised_prompt=str(item.get("revised_prompt") or ""),
+            )
+        )
+    out.append(Finish("stop"))
+    return out
 
 
 def _loads(raw: bytes, upstream: str) -> Any:
