@@ -253,9 +253,11 @@ def test_thinking_blocks(claude: anthropic.Anthropic, model: str) -> None:
 
 @BOTH
 def test_wrong_key_is_an_authentication_error(gw: Env, model: str) -> None:
-    with anthropic.Anthropic(api_key="gk-wrong", base_url=gw.base_url, max_retries=0) as bad:
-        with pytest.raises(anthropic.AuthenticationError) as info:
-            bad.messages.create(model=model, max_tokens=10, messages=[{"role": "user", "content": "x"}])
+    with (
+        anthropic.Anthropic(api_key="gk-wrong", base_url=gw.base_url, max_retries=0) as bad,
+        pytest.raises(anthropic.AuthenticationError) as info,
+    ):
+        bad.messages.create(model=model, max_tokens=10, messages=[{"role": "user", "content": "x"}])
     assert info.value.body == {
         "type": "error",
         "error": {"type": "authentication_error", "message": "Incorrect API key provided."},
