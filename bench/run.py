@@ -6,8 +6,10 @@
 Three servers are measured under the same load from ``wrk`` (one thread, keep-alive):
 the static upstream itself, a bare Starlette + aiohttp pass-through in front of it (the
 reference), and the gateway with authentication on; with ``--baseline-src``, a second gateway
-run from another checkout's ``src`` (before/after a change, in one run). Machines are noisy, so
-the figures that matter are the ratios to the pass-through measured in the same run.
+run from another checkout's ``src`` (before/after a change, in one run); and Anthropic's
+Messages API (``/v1/messages``) on the tested gateway, over the same upstream, to compare it
+with chat completions. Machines are noisy, so the figures that matter are the ratios to the
+pass-through measured in the same run.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import httpx
 
 HERE = Path(__file__).parent
 PY = sys.executable
+MESSAGES = "gateway /v1/messages"
 
 
 def free_port() -> int:
@@ -128,6 +131,10 @@ def measure(a: argparse.Namespace, split: bool) -> dict[str, dict[str, dict[str,
     gw_env = gateway_env(upstream, data_dir)
     plain = {"model": "grok-4", "messages": [{"role": "user", "content": "Say hello."}]}
     streamed = {**plain, "stream": True}
+    # Anthropic's Messages API over the same upstream (translated to chat completions upstream,
+    # so the static upstream needs nothing new): compared with the chat completions rows
+    messages_plain = {**plain, "max_tokens": 1024}
+    messages_streamed = {**messages_plain, "stream": True}
     up_args = [PY, str(HERE / "static_upstream.py"), "--port", str(up_port), "--chunks", str(a.chunks)]
     pt_args = [PY, str(HERE / "passthrough.py"), "--port", str(pt_port), "--upstream", upstream]
     gw_args = [PY, "-m", "grok_api", "serve", "--port", str(gw_port)]
@@ -161,6 +168,11 @@ def measure(a: argparse.Namespace, split: bool) -> dict[str, dict[str, dict[str,
                     best(runs, "stream", wrk(url, streamed, k, a.seconds, a.connections))
                     if not split:
                         best(runs, "non-stream", wrk(url, plain, k, a.seconds, a.connections))
+                url = f"http://127.0.0.1:{gw_port}/v1/messages"
+                runs = results.setdefault(MESSAGES, {})
+                best(runs, "stream", wrk(url, messages_streamed, key, a.seconds, a.connections))
+                if not split:
+                    best(runs, "non-stream", wrk(url, messages_plain, key, a.seconds, a.connections))
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
     return results
@@ -203,6 +215,9 @@ def report(title: str, rows: dict[str, dict[str, float]]) -> None:
         print(f"  {name:28} {r['rps']:11.1f} {r['p99_ms']:9.1f} {r['rps'] / ref:16.0%}")
         if r["non_2xx"] or r["timeouts"]:
             print(f"  ! {name}: non-2xx {r['non_2xx']:.0f}, timeouts {r['timeouts']:.0f}")
+    if MESSAGES in rows:
+        chat = rows["gateway (auth on)"]["rps"]
+        print(f"  /v1/messages vs /v1/chat/completions: {rows[MESSAGES]['rps'] / chat:.0%}")
 
 
 if __name__ == "__main__":
