@@ -23,7 +23,9 @@ BOTH = pytest.mark.parametrize("model", [XAI_MODEL, WEB_MODEL])
 @pytest.fixture(scope="module")
 def gw(env: Env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     """A gateway with both upstreams and a short keep-alive (so that pings show)."""
-    settings = web_settings(tmp_path_factory.mktemp("messages"), env.sim, sse_keepalive=0.2)
+    settings = web_settings(
+        tmp_path_factory.mktemp("messages"), env.sim, sse_keepalive=0.2, max_body_bytes=64 * 1024
+    )
     with ServedApp(settings) as served:
         yield Env(app=served, sim=env.sim, settings=settings)
 
@@ -375,3 +377,17 @@ def test_rpm_refusal_and_usage_in_anthropic_shape(gw: Env) -> None:
     assert len(rows) == 1 and rows[0]["model"] == XAI_MODEL
     assert rows[0]["requests"] == 1 and rows[0]["errors"] == 0
     assert rows[0]["prompt_tokens"] > 0 and rows[0]["completion_tokens"] > 0
+
+
+def test_too_large_and_not_allowed_in_anthropic_shape(gw: Env) -> None:
+    _, key = gw.create_key("grok-4 only", models=[XAI_MODEL])
+    with anthropic.Anthropic(api_key=key, base_url=gw.base_url, max_retries=0) as c:
+        with pytest.raises(anthropic.PermissionDeniedError) as denied:
+            c.messages.create(model=WEB_MODEL, max_tokens=10, messages=[{"role": "user", "content": "x"}])
+        assert denied.value.body["error"]["type"] == "permission_error"  # type: ignore[index]
+        with pytest.raises(anthropic.APIStatusError) as big:
+            c.messages.create(
+                model=XAI_MODEL, max_tokens=10, messages=[{"role": "user", "content": "x" * 70_000}]
+            )
+    assert big.value.status_code == 413
+    assert big.value.body["error"]["type"] == "request_too_large"  # type: ignore[index]
