@@ -12,7 +12,7 @@ import pytest
 from .conftest import ADMIN_KEY, Env
 
 
-@pytest.mark.timeout(600)  # every operation of the schema, 40 examples each, on a shared machine
+@pytest.mark.timeout(900)  # every operation of the schema (Messages, images too), 40 examples each, twice
 def test_no_server_errors_under_generated_requests(env: Env, key: str, tmp_path: Path) -> None:
     st = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
     assert st, "schemathesis is a test dependency (pip install -e '.[test]')"

@@ -30,6 +30,7 @@ from ..upstreams.base import ChatRequest, Event, Image
 from ..usage import estimate_prompt_tokens
 from .chat import Delegate
 from .deps import Gateway
+from .surface_schemas import IMAGES, json_body
 
 router = APIRouter()
 
@@ -149,6 +150,10 @@ class ImagesSurface:
 SURFACE: Surface = ImagesSurface()
 
 
-@router.post(PATH, summary="Generate images (xAI's image models, or grok.com's for web/… image models)")
+@router.post(
+    PATH,
+    openapi_extra=json_body(IMAGES),
+    summary="Generate images (xAI's image models, or grok.com's for web/… image models)",
+)
 async def generate_images(request: Request) -> Response:
     return Delegate(request.app.state.gateway, SURFACE)

@@ -27,6 +27,7 @@ from .chat import Delegate
 from .deps import Gateway, gateway
 from .messages_request import thinking_enabled, to_chat
 from .schemas import check_bounds
+from .surface_schemas import COUNT_TOKENS, MESSAGES, json_body
 
 router = APIRouter()
 
@@ -67,12 +68,20 @@ def _error(exc: GatewayError) -> Response:
     )
 
 
-@router.post(PATH, summary="Create a message (Anthropic's Messages API; streamed as SSE when stream=true)")
+@router.post(
+    PATH,
+    openapi_extra=json_body(MESSAGES),
+    summary="Create a message (Anthropic's Messages API; streamed as SSE when stream=true)",
+)
 async def create_message(request: Request) -> Response:
     return Delegate(request.app.state.gateway, SURFACE)
 
 
-@router.post(PATH + "/count_tokens", summary="Count a message's input tokens (an estimate)")
+@router.post(
+    PATH + "/count_tokens",
+    openapi_extra=json_body(COUNT_TOKENS),
+    summary="Count a message's input tokens (an estimate)",
+)
 async def count_tokens(request: Request) -> Response:
     gw = gateway(request)
     try:
