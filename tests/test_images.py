@@ -1,5 +1,5 @@
 """``POST /v1/images/generations`` through the ``openai`` SDK: xAI's image models and grok.com's
-(``web/grok-imagine-image``) on the simulator; images decode as PNGs; usage counts images."""
+(``web/grok-imagine``) on the simulator; images decode; usage counts images."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import base64
 import struct
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import openai
@@ -14,10 +15,10 @@ import pytest
 
 from grok_api.store import Limits
 
-from .conftest import ADMIN_KEY, WEB_COOKIES, Env, ServedApp, web_settings
+from .conftest import ADMIN_KEY, WEB_AGENT, WEB_COOKIES, Env, ServedApp, web_settings
 
 XAI_IMAGE = "grok-imagine-image"
-WEB_IMAGE = "web/grok-imagine-image"
+WEB_IMAGE = "web/grok-imagine"
 
 
 @pytest.fixture(scope="module")
@@ -53,14 +54,39 @@ def decode_png(data: bytes) -> tuple[int, int, bytes]:
     return width, height, raw
 
 
-@pytest.mark.parametrize("model", [XAI_IMAGE, WEB_IMAGE])
-def test_b64_json_images_decode(client: openai.OpenAI, model: str) -> None:
-    r = client.images.generate(model=model, prompt="a red fox", n=2, response_format="b64_json")
+def test_b64_json_images_decode(client: openai.OpenAI) -> None:
+    r = client.images.generate(model=XAI_IMAGE, prompt="a red fox", n=2, response_format="b64_json")
     assert r.data is not None and len(r.data) == 2
     for image in r.data:
         assert image.b64_json is not None and image.url is None
         width, height, _ = decode_png(base64.b64decode(image.b64_json))
         assert width == height == 32
+
+
+@pytest.mark.parametrize("protocol", ["ws", "rest"])
+def test_grok_com_b64_json_images_are_fetched_with_the_session(
+    gw: Env, tmp_path: Path, protocol: str
+) -> None:
+    settings = web_settings(tmp_path, gw.sim, web_assets_url=gw.sim.base_url, web_protocol=protocol)
+    with ServedApp(settings) as served:
+        e = Env(app=served, sim=gw.sim, settings=settings)
+        c = e.client(e.create_key("b64")[1])
+        start = gw.sim.recorded
+        r = c.images.generate(model=WEB_IMAGE, prompt="a red fox", n=5, response_format="b64_json")
+        e.close_clients()
+    assert r.data is not None and len(r.data) == 5
+    for image in r.data:
+        assert image.b64_json is not None
+        # what the simulator's assets.grok.com serves to the session (a JPEG's markers)
+        assert base64.b64decode(image.b64_json).startswith(b"\xff\xd8")
+    turns = [b for u, p, b in gw.sim.since(start) if u == "web" and p != "ws:conversation.item.create"]
+    if protocol == "ws":
+        counts = [t["event"]["session"]["x_grok"]["image_generation_count"] for t in turns]
+        assert all(t["event"]["session"]["x_grok"]["is_temporary"] for t in turns)
+    else:
+        counts = [t["imageGenerationCount"] for t in turns]
+        assert all(t["temporary"] and t["message"] == "Generate an image: a red fox" for t in turns)
+    assert counts == [4, 1]  # grok-imagine draws four a turn; turns one after another
 
 
 def test_xai_url_images_can_be_fetched(gw: Env, client: openai.OpenAI) -> None:
@@ -90,11 +116,11 @@ def test_web_url_images_are_grok_com_assets(gw: Env, client: openai.OpenAI) -> N
     for image in r.data:
         assert image.url is not None and image.url.startswith(gw.sim.base_url + "/users/")
         assert httpx.get(image.url).status_code == 403  # grok.com's assets need the session
-        decode_png(httpx.get(image.url, headers={"Cookie": WEB_COOKIES}).content)
-    calls = [b for u, _, b in gw.sim.since(start) if u == "web"]
-    assert [c["imageGenerationCount"] for c in calls] == [2, 1]  # two per call, one session, in turn
-    assert all(c["temporary"] and c["enableImageGeneration"] for c in calls)
-    assert calls[0]["message"] == "Generate an image: a lighthouse"
+        ok = httpx.get(image.url, headers={"Cookie": WEB_COOKIES, "User-Agent": WEB_AGENT})
+        assert ok.status_code == 200 and ok.content.startswith(b"\xff\xd8")
+    items = [b for u, p, b in gw.sim.since(start) if p == "ws:conversation.item.create"]
+    chunks = items[-1]["event"]["item"]["x_grok"]["input_chunks"]
+    assert chunks == [{"text": {"text": "Generate an image: a lighthouse"}}]
 
 
 def test_size_maps_to_an_aspect_ratio_or_is_refused(gw: Env, client: openai.OpenAI) -> None:
@@ -128,9 +154,6 @@ def test_bad_image_requests_are_400(gw: Env, extra: dict[str, object], param: st
 def test_a_chat_model_cannot_draw(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError):
         client.images.generate(model="grok-4", prompt="x")
-    with pytest.raises(openai.BadRequestError) as info:
-        client.images.generate(model="web/grok-4", prompt="x")
-    assert "web/grok-imagine-image" in info.value.message
 
 
 def test_image_models_are_listed(client: openai.OpenAI) -> None:

@@ -124,7 +124,9 @@ def test_system_and_multi_turn(gw: Env, claude: anthropic.Anthropic, model: str)
         assert bodies[-1]["messages"][0] == {"role": "system", "content": "Be brief."}
         assert bodies[-1]["max_tokens"] == 100
     else:  # grok.com continued its own conversation with only the new message
-        assert bodies[-1]["message"] == "second" and "parentResponseId" in bodies[-1]
+        event = bodies[-1]["event"]
+        assert event["item"]["x_grok"]["input_chunks"] == [{"text": {"text": "second"}}]
+        assert event["parent_response_id"]
 
 
 TOOLS: list[Any] = [
@@ -226,12 +228,24 @@ def test_image_input_goes_to_xai_as_a_data_url(gw: Env, claude: anthropic.Anthro
     assert parts[0] == {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_B64}"}}
 
 
-def test_image_input_on_grok_com_is_a_clear_400(claude: anthropic.Anthropic) -> None:
+def test_image_input_goes_to_grok_com_as_an_upload(gw: Env, claude: anthropic.Anthropic) -> None:
+    start = gw.sim.recorded
+    msg = claude.messages.create(
+        model=WEB_MODEL,
+        max_tokens=10,
+        messages=[{"role": "user", "content": [IMAGE_BLOCK, {"type": "text", "text": "what is it"}]}],
+    )
+    assert msg.content[0].text == "[turn 1] You said: what is it [attached: 1]"  # type: ignore[union-attr]
+    uploads = [b for _, path, b in gw.sim.since(start) if path == "/http/upload-file-v2/direct"]
+    assert len(uploads) == 1 and uploads[0]["type"] == "image/png"
+
+
+def test_a_bad_image_source_is_a_400_in_anthropic_shape(claude: anthropic.Anthropic) -> None:
+    bad: Any = {"type": "image", "source": {"type": "file", "file_id": "f1"}}
     with pytest.raises(anthropic.BadRequestError) as info:
-        claude.messages.create(
-            model=WEB_MODEL, max_tokens=10, messages=[{"role": "user", "content": [IMAGE_BLOCK]}]
-        )
+        claude.messages.create(model=WEB_MODEL, max_tokens=10, messages=[{"role": "user", "content": [bad]}])
     assert info.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+    assert "source" in info.value.body["error"]["message"]  # type: ignore[index]
 
 
 @BOTH

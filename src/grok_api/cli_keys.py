@@ -231,7 +231,17 @@ def keys_usage(
         _print_json([{**r, "key_name": names.get(r["key_id"])} for r in rows])
         return
     table = Table(
-        "key", "name", "model", "requests", "errors", "prompt", "completion", "reasoning", "cached", "total"
+        "key",
+        "name",
+        "model",
+        "requests",
+        "errors",
+        "prompt",
+        "completion",
+        "reasoning",
+        "cached",
+        "images",
+        "total",
     )
     for r in rows:
         table.add_row(
@@ -239,7 +249,7 @@ def keys_usage(
             names.get(r["key_id"], "?"),
             r["model"],
             *(str(r[c]) for c in ("requests", "errors", "prompt_tokens", "completion_tokens")),
-            *(str(r[c]) for c in ("reasoning_tokens", "cached_tokens")),
+            *(str(r[c]) for c in ("reasoning_tokens", "cached_tokens", "images")),
             f"{r['total_tokens']}{' (est.)' if r['estimated'] else ''}",
         )
     console.print(f"Usage since {_when(start)} UTC")
