@@ -81,7 +81,7 @@ def ws_decode(decoder: GatewayDecoder) -> Callable[[list[bytes]], list[Event]]:
 
 
 def xai_lines(n: int) -> list[bytes]:
-    head = {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "grok-4"}
+    head = {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "grok-4.3"}
     out = [
         b"data: " + orjson.dumps({**head, "choices": [{"index": 0, "delta": {"content": f"tok{i} "}}]})
         for i in range(n)
@@ -96,7 +96,7 @@ def run(
     decode: Callable[[list[bytes]], list[Event]],
     tail: Callable[[], list[Event]],
 ) -> float:
-    encoder = ChunkEncoder("grok-4", include_usage=True)
+    encoder = ChunkEncoder("grok-4.3", include_usage=True)
     started = time.perf_counter()
     size = 0
     for i in range(0, len(lines), per_read):

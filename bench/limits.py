@@ -38,7 +38,7 @@ def recorder_cost() -> float:
     u = Usage(12, 200)
     n = 200_000
     t = timeit.timeit(
-        lambda: rec.record("key_x", "grok-4", u, prompt_estimate=12, delivered_chars=800, error=False),
+        lambda: rec.record("key_x", "grok-4.3", u, prompt_estimate=12, delivered_chars=800, error=False),
         number=n,
     )
     return t / n * 1e6
@@ -57,7 +57,7 @@ def main() -> None:
     upstream = f"http://127.0.0.1:{up_port}"
     data_dir = tempfile.mkdtemp(prefix="grok-api-bench-")
     env = gateway_env(upstream, data_dir)
-    body = {"model": "grok-4", "messages": [{"role": "user", "content": "Say hello."}]}
+    body = {"model": "grok-4.3", "messages": [{"role": "user", "content": "Say hello."}]}
     results: dict[str, float] = {}
     try:
         with server([PY, str(HERE / "static_upstream.py"), "--port", str(up_port)], upstream + "/v1/models"):

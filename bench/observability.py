@@ -69,7 +69,7 @@ def main() -> None:
     a = p.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench needs wrk (Debian: apt-get install wrk)")
-    plain = {"model": "grok-4", "messages": [{"role": "user", "content": "Say hello."}]}
+    plain = {"model": "grok-4.3", "messages": [{"role": "user", "content": "Say hello."}]}
     loads = {"non-streamed": plain, f"{a.chunks}-chunk streams": {**plain, "stream": True}}
     up_port = free_port()
     upstream = f"http://127.0.0.1:{up_port}"

@@ -129,7 +129,7 @@ def measure(a: argparse.Namespace, split: bool) -> dict[str, dict[str, dict[str,
     upstream = f"http://127.0.0.1:{up_port}"
     data_dir = tempfile.mkdtemp(prefix="grok-api-bench-")
     gw_env = gateway_env(upstream, data_dir)
-    plain = {"model": "grok-4", "messages": [{"role": "user", "content": "Say hello."}]}
+    plain = {"model": "grok-4.3", "messages": [{"role": "user", "content": "Say hello."}]}
     streamed = {**plain, "stream": True}
     # Anthropic's Messages API over the same upstream (translated to chat completions upstream,
     # so the static upstream needs nothing new): compared with the chat completions rows

@@ -44,7 +44,7 @@ async def load(
     stats = {"done": 0.0, "errors": 0.0, "peak_rss": 0.0, "warm_rss": 0.0, "warm_done": 0.0, "late_rss": 0.0}
     deadline = time.monotonic() + seconds
     body = {
-        "model": "grok-4",
+        "model": "grok-4.3",
         "stream": True,
         "messages": [{"role": "user", "content": f"soak [sim tokens={tokens}]"}],
     }

@@ -36,7 +36,7 @@ def canned(chunks: int) -> tuple[bytes, list[bytes], bytes]:
         "id": "static-1",
         "object": "chat.completion",
         "created": 1_700_000_000,
-        "model": "grok-4",
+        "model": "grok-4.3",
         "choices": [
             {
                 "index": 0,
@@ -46,7 +46,12 @@ def canned(chunks: int) -> tuple[bytes, list[bytes], bytes]:
         ],
         "usage": usage,
     }
-    head = {"id": "static-1", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": "grok-4"}
+    head = {
+        "id": "static-1",
+        "object": "chat.completion.chunk",
+        "created": 1_700_000_000,
+        "model": "grok-4.3",
+    }
     frames = [
         b"data: "
         + orjson.dumps({**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
@@ -66,7 +71,7 @@ def canned(chunks: int) -> tuple[bytes, list[bytes], bytes]:
         + b"\r\n\r\n"
     )
     models = orjson.dumps(
-        {"object": "list", "data": [{"id": "grok-4", "object": "model", "created": 1, "owned_by": "xai"}]}
+        {"object": "list", "data": [{"id": "grok-4.3", "object": "model", "created": 1, "owned_by": "xai"}]}
     )
     return (
         _response(orjson.dumps(completion), b"application/json"),

@@ -63,7 +63,9 @@ def run_async(coro: Any) -> Any:
     return out[0]
 
 
-def post_chat(base_url: str, key: str, content: str = "x", model: str = "grok-3") -> httpx.Response:
+def post_chat(
+    base_url: str, key: str, content: str = "x", model: str = "grok-4.20-non-reasoning"
+) -> httpx.Response:
     """One non-streamed chat request over plain HTTP, to see status, headers and raw body."""
     return httpx.post(
         base_url + "/v1/chat/completions",
@@ -73,7 +75,7 @@ def post_chat(base_url: str, key: str, content: str = "x", model: str = "grok-3"
 
 
 def stream_frames(
-    base_url: str, key: str, content: str, model: str = "grok-3", **body: Any
+    base_url: str, key: str, content: str, model: str = "grok-4.20-non-reasoning", **body: Any
 ) -> tuple[httpx.Response, list[str]]:
     """A streamed chat request over plain HTTP: the response (status, headers) and its SSE frames."""
     payload = {"model": model, "stream": True, "messages": [{"role": "user", "content": content}], **body}

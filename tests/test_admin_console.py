@@ -48,7 +48,7 @@ def test_a_key_created_through_the_api_is_shown_once_and_works(env: Env) -> None
         json={
             "name": "api-made",
             "expires_in": "30d",
-            "models": ["grok-3"],
+            "models": ["grok-4.20-non-reasoning"],
             "limits": {"rpm": 100, "budget_day": 5000},
         },
     )
@@ -56,11 +56,11 @@ def test_a_key_created_through_the_api_is_shown_once_and_works(env: Env) -> None
     body = made.json()
     key = body["key"]
     assert key.startswith("gk-") and body["limits"]["rpm"] == 100 and body["limits"]["budget_day"] == 5000
-    assert body["models"] == ["grok-3"] and body["expires_at"] > time.time() + 29 * 86400
+    assert body["models"] == ["grok-4.20-non-reasoning"] and body["expires_at"] > time.time() + 29 * 86400
     listed = admin(env, "GET", "/admin/keys")
     assert key not in listed.text and body["id"] in listed.text
     assert post_chat(env.base_url, key).status_code == 200
-    assert post_chat(env.base_url, key, model="grok-4").status_code == 403
+    assert post_chat(env.base_url, key, model="grok-4.3").status_code == 403
     mine = next(k for k in listed.json()["data"] if k["id"] == body["id"])
     assert mine["usage_month"] == {"requests": 0, "tokens": 0, "errors": 0}
     again = next(k for k in admin(env, "GET", "/admin/keys").json()["data"] if k["id"] == body["id"])
@@ -121,11 +121,13 @@ def test_usage_series_and_csv_count_what_was_served(env: Env) -> None:
         assert [g["name"] for g in s["series"]] == [made["id"]]
         assert sum(s["totals"]["tokens"]) == sum(s["series"][0]["tokens"]) > 0
     by_model = admin(env, "GET", "/admin/usage/series", params={"key_id": made["id"], "by": "model"}).json()
-    assert [g["name"] for g in by_model["series"]] == ["grok-3"]
+    assert [g["name"] for g in by_model["series"]] == ["grok-4.20-non-reasoning"]
     r = admin(env, "GET", "/admin/usage.csv", params={"key_id": made["id"], "bucket": "day"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(r.text)))
-    assert len(rows) == 1 and rows[0]["key_id"] == made["id"] and rows[0]["model"] == "grok-3"
+    assert (
+        len(rows) == 1 and rows[0]["key_id"] == made["id"] and rows[0]["model"] == "grok-4.20-non-reasoning"
+    )
     assert rows[0]["requests"] == "5" and rows[0]["errors"] == "1"
     assert int(rows[0]["total_tokens"]) == int(rows[0]["prompt_tokens"]) + int(rows[0]["completion_tokens"])
     assert admin(env, "GET", "/admin/usage/series", params={"bucket": "week"}).status_code == 400
@@ -153,7 +155,7 @@ def test_recent_requests_filter_by_key_status_and_id(env: Env) -> None:
     one = admin(env, "GET", "/admin/requests", params={"request_id": ok.headers["x-request-id"]}).json()[
         "data"
     ]
-    assert len(one) == 1 and one[0]["status"] == 200 and one[0]["model"] == "grok-3"
+    assert len(one) == 1 and one[0]["status"] == 200 and one[0]["model"] == "grok-4.20-non-reasoning"
     assert admin(env, "GET", "/admin/requests", params={"limit": 0}).status_code == 400
 
 

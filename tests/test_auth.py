@@ -10,7 +10,7 @@ import pytest
 
 from .conftest import Env
 
-BODY = {"model": "grok-3", "messages": [{"role": "user", "content": "hi"}]}
+BODY = {"model": "grok-4.20-non-reasoning", "messages": [{"role": "user", "content": "hi"}]}
 
 
 def post(env: Env, headers: dict[str, str]) -> httpx.Response:
@@ -70,20 +70,22 @@ def test_revoked_key_is_refused_within_the_cache_ttl(env: Env) -> None:
 
 
 def test_model_not_allowed_is_403(env: Env) -> None:
-    _, key = env.create_key("limited", models=["grok-4"])
+    _, key = env.create_key("limited", models=["grok-4.3"])
     client = env.client(key)
     assert (
-        client.chat.completions.create(model="grok-4", messages=[{"role": "user", "content": "ok"}])
+        client.chat.completions.create(model="grok-4.3", messages=[{"role": "user", "content": "ok"}])
         .choices[0]
         .message.content
         == "[turn 1] You said: ok"
     )
     with pytest.raises(openai.PermissionDeniedError) as info:
-        client.chat.completions.create(model="grok-3", messages=[{"role": "user", "content": "no"}])
+        client.chat.completions.create(
+            model="grok-4.20-non-reasoning", messages=[{"role": "user", "content": "no"}]
+        )
     assert info.value.status_code == 403
     assert info.value.body["param"] == "model"  # type: ignore[index]
     # and the models list shows only what the key may use
-    assert [m.id for m in client.models.list()] == ["grok-4"]
+    assert [m.id for m in client.models.list()] == ["grok-4.3"]
 
 
 def test_auth_comes_before_body_validation(env: Env) -> None:

@@ -25,20 +25,25 @@ def post(env: Env, key: str, **kw: object) -> httpx.Response:
     "kind", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]
 )
 def test_wrong_content_type_is_415(env: Env, key: str, kind: str) -> None:
-    r = post(env, key, content=b'{"model":"grok-3","messages":[]}', headers={"Content-Type": kind})
+    r = post(
+        env, key, content=b'{"model":"grok-4.20-non-reasoning","messages":[]}', headers={"Content-Type": kind}
+    )
     err = assert_openai_error(r, 415)
     assert "application/json" in err["message"]  # type: ignore[operator]
 
 
 def test_json_content_types_are_accepted(env: Env, key: str) -> None:
-    body = b'{"model":"grok-3","messages":[{"role":"user","content":"x"}]}'
+    body = b'{"model":"grok-4.20-non-reasoning","messages":[{"role":"user","content":"x"}]}'
     for kind in ("application/json", "application/json; charset=utf-8"):
         assert post(env, key, content=body, headers={"Content-Type": kind}).status_code == 200
 
 
 def test_deep_nesting_is_400(env: Env, key: str) -> None:
     deep = (
-        b'{"model":"grok-3","messages":[{"role":"user","content":"x"}],"x":' + b"[" * 200 + b"]" * 200 + b"}"
+        b'{"model":"grok-4.20-non-reasoning","messages":[{"role":"user","content":"x"}],"x":'
+        + b"[" * 200
+        + b"]" * 200
+        + b"}"
     )
     assert assert_openai_error(post(env, key, content=deep), 400)["code"] == "too_deep"
     deeper = b"[" * 5000 + b"]" * 5000  # past the JSON parser's own limit
@@ -47,7 +52,7 @@ def test_deep_nesting_is_400(env: Env, key: str) -> None:
 
 def test_too_many_messages_is_400(env: Env, key: str) -> None:
     messages = [{"role": "user", "content": "x"}] * 2049
-    r = post(env, key, json={"model": "grok-3", "messages": messages})
+    r = post(env, key, json={"model": "grok-4.20-non-reasoning", "messages": messages})
     assert assert_openai_error(r, 400)["code"] == "too_many_messages"
 
 
@@ -59,7 +64,9 @@ def test_content_too_long_is_400(env: Env, tmp_path: Path) -> None:
 
 
 def test_huge_headers_are_refused_and_harmless(env: Env, key: str) -> None:
-    r = post(env, key, json={"model": "grok-3", "messages": []}, headers={"X-Big": "a" * 200_000})
+    r = post(
+        env, key, json={"model": "grok-4.20-non-reasoning", "messages": []}, headers={"X-Big": "a" * 200_000}
+    )
     assert 400 <= r.status_code < 500
     assert post_chat(env.base_url, key).status_code == 200
 
@@ -108,7 +115,7 @@ def test_cors_is_off_unless_configured(env: Env, tmp_path: Path) -> None:
         r = httpx.post(
             served.base_url + URL,
             headers={"Origin": "https://app.example", "Authorization": f"Bearer {key_for(settings)}"},
-            json={"model": "grok-3", "messages": [{"role": "user", "content": "x"}]},
+            json={"model": "grok-4.20-non-reasoning", "messages": [{"role": "user", "content": "x"}]},
         )
         assert r.status_code == 200
         assert r.headers["access-control-allow-origin"] == "https://app.example"

@@ -18,10 +18,12 @@ def last_upstream_body(env: Env) -> dict[str, object]:
 
 
 def test_non_streamed_completion(client: openai.OpenAI) -> None:
-    r = client.chat.completions.create(model="grok-3", messages=[{"role": "user", "content": "hello there"}])
+    r = client.chat.completions.create(
+        model="grok-4.20-non-reasoning", messages=[{"role": "user", "content": "hello there"}]
+    )
     assert r.id.startswith("chatcmpl-")
     assert r.object == "chat.completion"
-    assert r.model == "grok-3"
+    assert r.model == "grok-4.20-non-reasoning"
     assert abs(r.created - __import__("time").time()) < 60
     choice = r.choices[0]
     assert choice.message.role == "assistant"
@@ -36,12 +38,12 @@ def test_non_streamed_completion(client: openai.OpenAI) -> None:
 def test_streamed_completion_without_usage(client: openai.OpenAI) -> None:
     chunks = list(
         client.chat.completions.create(
-            model="grok-3", messages=[{"role": "user", "content": "stream me"}], stream=True
+            model="grok-4.20-non-reasoning", messages=[{"role": "user", "content": "stream me"}], stream=True
         )
     )
     assert chunks[0].choices[0].delta.role == "assistant"
     assert len({c.id for c in chunks}) == 1 and chunks[0].id.startswith("chatcmpl-")
-    assert all(c.object == "chat.completion.chunk" and c.model == "grok-3" for c in chunks)
+    assert all(c.object == "chat.completion.chunk" and c.model == "grok-4.20-non-reasoning" for c in chunks)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "[turn 1] You said: stream me"
     assert chunks[-1].choices[0].finish_reason == "stop"
@@ -51,7 +53,7 @@ def test_streamed_completion_without_usage(client: openai.OpenAI) -> None:
 def test_streamed_completion_with_usage(client: openai.OpenAI) -> None:
     chunks = list(
         client.chat.completions.create(
-            model="grok-3",
+            model="grok-4.20-non-reasoning",
             messages=[{"role": "user", "content": "count me"}],
             stream=True,
             stream_options={"include_usage": True},
@@ -70,7 +72,11 @@ def test_sse_framing_is_exactly_openais(env: Env, key: str) -> None:
         "POST",
         env.base_url + "/v1/chat/completions",
         headers={"Authorization": f"Bearer {key}"},
-        json={"model": "grok-3", "stream": True, "messages": [{"role": "user", "content": "frames"}]},
+        json={
+            "model": "grok-4.20-non-reasoning",
+            "stream": True,
+            "messages": [{"role": "user", "content": "frames"}],
+        },
     ) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
@@ -86,7 +92,7 @@ def test_multi_turn_history_reaches_upstream(env: Env, client: openai.OpenAI) ->
     messages: list[dict[str, str]] = [{"role": "system", "content": "be brief"}]
     for turn, text in enumerate(["first", "second", "third"], start=1):
         messages.append({"role": "user", "content": text})
-        r = client.chat.completions.create(model="grok-4", messages=messages)  # type: ignore[arg-type]
+        r = client.chat.completions.create(model="grok-4.3", messages=messages)  # type: ignore[arg-type]
         answer = r.choices[0].message.content
         assert answer == f"[turn {turn}] You said: {text}"
         messages.append({"role": "assistant", "content": answer})
@@ -125,7 +131,7 @@ def test_tool_calls(client: openai.OpenAI, stream: bool) -> None:
         }
     ]
     kwargs = {
-        "model": "grok-4",
+        "model": "grok-4.3",
         "messages": [{"role": "user", "content": "weather [sim tool=1]"}],
         "tools": tools,
         "tool_choice": "auto",
@@ -147,7 +153,7 @@ def test_tool_calls(client: openai.OpenAI, stream: bool) -> None:
 
 def test_unknown_fields_pass_through_and_known_ones_are_forwarded(env: Env, client: openai.OpenAI) -> None:
     client.chat.completions.create(
-        model="grok-4",
+        model="grok-4.3",
         messages=[
             {
                 "role": "user",
@@ -181,7 +187,7 @@ def test_unknown_fields_pass_through_and_known_ones_are_forwarded(env: Env, clie
 def test_upstream_is_always_asked_for_usage_when_streaming(env: Env, client: openai.OpenAI) -> None:
     list(
         client.chat.completions.create(
-            model="grok-3", messages=[{"role": "user", "content": "u"}], stream=True
+            model="grok-4.20-non-reasoning", messages=[{"role": "user", "content": "u"}], stream=True
         )
     )
     assert last_upstream_body(env)["stream_options"] == {"include_usage": True}
@@ -191,33 +197,65 @@ def test_upstream_is_always_asked_for_usage_when_streaming(env: Env, client: ope
     ("body", "param"),
     [
         ({"messages": [{"role": "user", "content": "x"}]}, "model"),
-        ({"model": "grok-3"}, "messages"),
-        ({"model": "grok-3", "messages": []}, "messages"),
-        ({"model": "grok-3", "messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
-        ({"model": "grok-3", "messages": [{"role": "user"}]}, "messages[0]"),
-        ({"model": "grok-3", "messages": [{"role": "tool", "content": "x"}]}, "messages[0]"),
+        ({"model": "grok-4.20-non-reasoning"}, "messages"),
+        ({"model": "grok-4.20-non-reasoning", "messages": []}, "messages"),
         (
-            {"model": "grok-3", "messages": [{"role": "user", "content": [{"type": "text"}]}]},
+            {"model": "grok-4.20-non-reasoning", "messages": [{"role": "robot", "content": "x"}]},
+            "messages[0].role",
+        ),
+        ({"model": "grok-4.20-non-reasoning", "messages": [{"role": "user"}]}, "messages[0]"),
+        ({"model": "grok-4.20-non-reasoning", "messages": [{"role": "tool", "content": "x"}]}, "messages[0]"),
+        (
+            {
+                "model": "grok-4.20-non-reasoning",
+                "messages": [{"role": "user", "content": [{"type": "text"}]}],
+            },
             "messages[0].content[0]",
         ),
         (
-            {"model": "grok-3", "messages": [{"role": "user", "content": "x"}], "temperature": 3},
+            {
+                "model": "grok-4.20-non-reasoning",
+                "messages": [{"role": "user", "content": "x"}],
+                "temperature": 3,
+            },
             "temperature",
         ),
-        (
-            {"model": "grok-3", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"},
-            "temperature",
-        ),
-        ({"model": "grok-3", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}, "max_tokens"),
-        ({"model": "grok-3", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}, "stream"),
-        (
-            {"model": "grok-3", "messages": [{"role": "user", "content": "x"}], "tool_choice": "maybe"},
-            "tool_choice",
-        ),
-        ({"model": "grok-3", "messages": [{"role": "user", "content": "x"}], "n": 2}, "n"),
         (
             {
-                "model": "grok-3",
+                "model": "grok-4.20-non-reasoning",
+                "messages": [{"role": "user", "content": "x"}],
+                "temperature": "hot",
+            },
+            "temperature",
+        ),
+        (
+            {
+                "model": "grok-4.20-non-reasoning",
+                "messages": [{"role": "user", "content": "x"}],
+                "max_tokens": 0,
+            },
+            "max_tokens",
+        ),
+        (
+            {
+                "model": "grok-4.20-non-reasoning",
+                "messages": [{"role": "user", "content": "x"}],
+                "stream": "yes",
+            },
+            "stream",
+        ),
+        (
+            {
+                "model": "grok-4.20-non-reasoning",
+                "messages": [{"role": "user", "content": "x"}],
+                "tool_choice": "maybe",
+            },
+            "tool_choice",
+        ),
+        ({"model": "grok-4.20-non-reasoning", "messages": [{"role": "user", "content": "x"}], "n": 2}, "n"),
+        (
+            {
+                "model": "grok-4.20-non-reasoning",
                 "messages": [{"role": "user", "content": "x"}],
                 "tools": [{"type": "function"}],
             },
@@ -239,6 +277,6 @@ def test_invalid_bodies_name_the_bad_field(env: Env, key: str, body: dict[str, o
 def test_sdk_raises_bad_request_for_invalid_body(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(
-            model="grok-3", messages=[{"role": "user", "content": "x"}], temperature=5
+            model="grok-4.20-non-reasoning", messages=[{"role": "user", "content": "x"}], temperature=5
         )
     assert info.value.body["param"] == "temperature"  # type: ignore[index]

@@ -41,17 +41,17 @@ def test_key_lifecycle_through_the_cli(env: Env) -> None:
         "--expires-in",
         "30d",
         "--models",
-        "grok-4,grok-3",
+        "grok-4.3,grok-4.20-non-reasoning",
         "--json",
     )
     assert created.returncode == 0, created.stderr
     info = json.loads(created.stdout)
     assert {"id", "key", "name"} <= set(info) and info["name"] == "ci-bot"
-    assert info["models"] == ["grok-3", "grok-4"]
+    assert info["models"] == ["grok-4.20-non-reasoning", "grok-4.3"]
     assert info["expires_at"] - time.time() == pytest.approx(30 * 86400, abs=120)
 
     client = env.client(info["key"])
-    r = client.chat.completions.create(model="grok-4", messages=[{"role": "user", "content": "from cli"}])
+    r = client.chat.completions.create(model="grok-4.3", messages=[{"role": "user", "content": "from cli"}])
     assert r.choices[0].message.content == "[turn 1] You said: from cli"
     with pytest.raises(openai.PermissionDeniedError):
         client.chat.completions.create(model="grok-3-mini", messages=[{"role": "user", "content": "x"}])
@@ -66,7 +66,7 @@ def test_key_lifecycle_through_the_cli(env: Env) -> None:
     assert revoked.returncode == 0 and "Revoked" in revoked.stdout
     time.sleep(env.settings.key_cache_ttl + 0.1)
     with pytest.raises(openai.AuthenticationError):
-        client.chat.completions.create(model="grok-4", messages=[{"role": "user", "content": "x"}])
+        client.chat.completions.create(model="grok-4.3", messages=[{"role": "user", "content": "x"}])
     rows = {row["id"]: row for row in json.loads(cli(env, "keys", "list", "--json").stdout)}
     assert rows[info["id"]]["status"] == "revoked"
 

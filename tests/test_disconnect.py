@@ -28,7 +28,7 @@ async def drop_mid_stream(url: str, key: str, n: int) -> list[int]:
 
         async def one(i: int) -> int:
             body = {
-                "model": "grok-3",
+                "model": "grok-4.20-non-reasoning",
                 "stream": True,
                 "messages": [{"role": "user", "content": f"client {i} [sim tokens=400 rate=40]"}],
             }
@@ -54,7 +54,7 @@ def test_two_hundred_clients_drop_mid_stream(env: Env, tmp_path: Path) -> None:
         httpx.post(  # warm up: one complete request, so pools and lazy state exist before the baseline
             served.base_url + "/v1/chat/completions",
             headers={"Authorization": f"Bearer {key}"},
-            json={"model": "grok-3", "messages": [{"role": "user", "content": "warm"}]},
+            json={"model": "grok-4.20-non-reasoning", "messages": [{"role": "user", "content": "warm"}]},
         )
         gw = served.app.state.gateway
         tasks_before = served.call(_task_count())
@@ -94,7 +94,10 @@ def test_a_non_streamed_request_is_cancelled_when_its_client_leaves(env: Env) ->
         httpx.post(
             env.base_url + "/v1/chat/completions",
             headers={"Authorization": f"Bearer {key}"},
-            json={"model": "grok-3", "messages": [{"role": "user", "content": "slow [sim latency=1.5]"}]},
+            json={
+                "model": "grok-4.20-non-reasoning",
+                "messages": [{"role": "user", "content": "slow [sim latency=1.5]"}],
+            },
             timeout=0.3,
         )
     deadline = time.monotonic() + 1.0  # well before the upstream would have answered

@@ -13,7 +13,7 @@ import pytest
 from .conftest import Env, ServedApp, gateway_settings, post_chat, stream_frames
 
 
-def ask(client: openai.OpenAI, text: str, model: str = "grok-3", **kw: object) -> object:
+def ask(client: openai.OpenAI, text: str, model: str = "grok-4.20-non-reasoning", **kw: object) -> object:
     return client.chat.completions.create(model=model, messages=[{"role": "user", "content": text}], **kw)  # type: ignore[call-overload]
 
 
@@ -65,7 +65,7 @@ def test_rate_limit_passes_retry_after(env: Env, key: str) -> None:
         env.base_url + "/v1/chat/completions",
         headers={"Authorization": f"Bearer {key}"},
         json={
-            "model": "grok-3",
+            "model": "grok-4.20-non-reasoning",
             "messages": [{"role": "user", "content": "x [sim fault=429 retry_after=7]"}],
         },
     )

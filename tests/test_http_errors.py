@@ -30,7 +30,11 @@ def test_wrong_method_is_405(env: Env, key: str) -> None:
 
 
 def test_body_over_the_limit_is_413(env: Env, key: str) -> None:
-    big = b'{"model":"grok-3","messages":[{"role":"user","content":"' + b"x" * (11 * 1024 * 1024) + b'"}]}'
+    big = (
+        b'{"model":"grok-4.20-non-reasoning","messages":[{"role":"user","content":"'
+        + b"x" * (11 * 1024 * 1024)
+        + b'"}]}'
+    )
     r = httpx.post(env.base_url + "/v1/chat/completions", headers={"x-api-key": key}, content=big)
     assert assert_openai_error(r, 413)["code"] == "request_too_large"
 
@@ -49,7 +53,7 @@ def test_chunked_body_over_the_limit_is_413(env: Env, key: str) -> None:
     [
         (b"{not json", "invalid_json"),
         (b"", "invalid_json"),
-        (b'{"model": "grok-3", "messages": [', "invalid_json"),
+        (b'{"model": "grok-4.20-non-reasoning", "messages": [', "invalid_json"),
         (b"[1, 2, 3]", "invalid_body"),
         (b'"just a string"', "invalid_body"),
         (b"\xff\xfe not utf-8", "invalid_json"),

@@ -153,7 +153,7 @@ def test_bad_image_requests_are_400(gw: Env, extra: dict[str, object], param: st
 
 def test_a_chat_model_cannot_draw(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError):
-        client.images.generate(model="grok-4", prompt="x")
+        client.images.generate(model="grok-4.3", prompt="x")
 
 
 def test_image_models_are_listed(client: openai.OpenAI) -> None:

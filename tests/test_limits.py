@@ -146,7 +146,7 @@ async def test_budget_stops_the_key(make: Factory, budget: str) -> None:
 async def test_budgets_start_from_the_usage_already_stored(make: Factory, usage: UsageStore) -> None:
     k = key(budget_day=50, budget_total=1000)
     day, _ = period_starts(time.time())
-    await usage.add([UsageRow(k.id, "grok-4", day, requests=3, prompt_tokens=30, completion_tokens=25)])
+    await usage.add([UsageRow(k.id, "grok-4.3", day, requests=3, prompt_tokens=30, completion_tokens=25)])
     with pytest.raises(QuotaExceeded):
         await make().acquire(k, 1)
 

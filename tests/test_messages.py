@@ -15,7 +15,7 @@ from grok_api.store import Limits
 
 from .conftest import ADMIN_KEY, Env, ServedApp, web_settings
 
-XAI_MODEL = "grok-4"
+XAI_MODEL = "grok-4.3"
 WEB_MODEL = "web/grok-4"
 BOTH = pytest.mark.parametrize("model", [XAI_MODEL, WEB_MODEL])
 
@@ -394,7 +394,7 @@ def test_rpm_refusal_and_usage_in_anthropic_shape(gw: Env) -> None:
 
 
 def test_too_large_and_not_allowed_in_anthropic_shape(gw: Env) -> None:
-    _, key = gw.create_key("grok-4 only", models=[XAI_MODEL])
+    _, key = gw.create_key("grok-4.3 only", models=[XAI_MODEL])
     with anthropic.Anthropic(api_key=key, base_url=gw.base_url, max_retries=0) as c:
         with pytest.raises(anthropic.PermissionDeniedError) as denied:
             c.messages.create(model=WEB_MODEL, max_tokens=10, messages=[{"role": "user", "content": "x"}])

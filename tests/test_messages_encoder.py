@@ -24,7 +24,7 @@ def frames(data: bytes) -> list[tuple[str, dict[str, Any]]]:
 
 
 def stream(batches: list[list[Event]], thinking: bool = True) -> list[tuple[str, dict[str, Any]]]:
-    enc = MessageStreamEncoder("grok-4", thinking=thinking, prompt_estimate=7)
+    enc = MessageStreamEncoder("grok-4.3", thinking=thinking, prompt_estimate=7)
     data = b"".join(enc.encode(b) for b in batches) + enc.finish()
     return frames(data)
 
@@ -61,7 +61,7 @@ def test_parallel_tool_calls_stream_as_blocks_with_their_json() -> None:
 
 
 def test_the_aggregate_agrees_with_the_stream() -> None:
-    agg = MessageAggregator("grok-4", thinking=True, prompt_estimate=7)
+    agg = MessageAggregator("grok-4.3", thinking=True, prompt_estimate=7)
     for batch in PARALLEL:
         agg.encode(batch)
     body = agg.result()
@@ -88,7 +88,7 @@ def test_thinking_is_a_block_only_when_asked_for() -> None:
 def test_an_empty_answer_is_still_a_whole_message() -> None:
     names = [n for n, _ in stream([[Finish("length")]])]
     assert names == ["message_start", "message_delta", "message_stop"]
-    enc = MessageStreamEncoder("grok-4", thinking=False, prompt_estimate=3)
+    enc = MessageStreamEncoder("grok-4.3", thinking=False, prompt_estimate=3)
     assert [n for n, _ in frames(enc.finish())] == ["message_start", "message_delta", "message_stop"]
 
 
@@ -112,7 +112,7 @@ def test_error_event_and_types() -> None:
 def test_translation_orders_tool_results_before_the_users_words() -> None:
     chat = to_chat(
         {
-            "model": "grok-4",
+            "model": "grok-4.3",
             "max_tokens": 5,
             "stop_sequences": ["END"],
             "metadata": {"user_id": "u1"},
@@ -172,7 +172,7 @@ def test_translation_orders_tool_results_before_the_users_words() -> None:
     ],
 )
 def test_translation_refuses_bad_fields_by_name(body: dict[str, Any], param: str) -> None:
-    base = {"model": "grok-4", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+    base = {"model": "grok-4.3", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
     with pytest.raises(InvalidRequest) as info:
         to_chat({**base, **body})
     assert info.value.param == param

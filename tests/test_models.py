@@ -11,13 +11,13 @@ from .conftest import Env
 def test_list_models(client: openai.OpenAI) -> None:
     models = list(client.models.list())
     ids = [m.id for m in models]
-    assert "grok-4" in ids and "grok-3-mini" in ids
+    assert "grok-4.3" in ids and "grok-3-mini" in ids
     assert all(m.object == "model" and m.owned_by == "xai" and m.created > 0 for m in models)
 
 
 def test_retrieve_model(client: openai.OpenAI) -> None:
-    m = client.models.retrieve("grok-4")
-    assert (m.id, m.object, m.owned_by) == ("grok-4", "model", "xai")
+    m = client.models.retrieve("grok-4.3")
+    assert (m.id, m.object, m.owned_by) == ("grok-4.3", "model", "xai")
 
 
 def test_retrieve_unknown_model_is_404(client: openai.OpenAI) -> None:

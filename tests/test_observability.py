@@ -114,7 +114,10 @@ def test_a_client_request_id_is_on_the_answer_and_every_log_line(gw: Env, lines:
     r = httpx.post(
         gw.base_url + "/v1/chat/completions",
         headers={"Authorization": f"Bearer {key}", "x-request-id": rid},
-        json={"model": "grok-3", "messages": [{"role": "user", "content": "x [sim fault=500]"}]},
+        json={
+            "model": "grok-4.20-non-reasoning",
+            "messages": [{"role": "user", "content": "x [sim fault=500]"}],
+        },
     )
     assert r.status_code == 502
     assert r.headers["x-request-id"] == rid
@@ -133,7 +136,7 @@ def test_a_stream_cut_mid_way_logs_and_answers_with_its_id(gw: Env, lines: Lines
         gw.base_url + "/v1/chat/completions",
         headers={"Authorization": f"Bearer {key}", "x-request-id": rid},
         json={
-            "model": "grok-3",
+            "model": "grok-4.20-non-reasoning",
             "stream": True,
             "messages": [{"role": "user", "content": "x [sim fault=malformed]"}],
         },
@@ -187,7 +190,7 @@ def test_access_lines_carry_the_fields_and_no_secret(gw: Env, lines: Lines) -> N
     assert access["method"] == "POST" and access["path"] == "/v1/chat/completions"
     assert access["status"] == 200 and access["outcome"] == "ok" and access["surface"] == "chat"
     assert access["key_id"] == record.id and access["key_name"] == "access-log-key"
-    assert access["model"] == "grok-3" and access["upstream"] == "xai"
+    assert access["model"] == "grok-4.20-non-reasoning" and access["upstream"] == "xai"
     assert access["target"] == gw.settings.xai_base_url  # which target: its URL, no credential
     assert access["prompt_tokens"] == usage["prompt_tokens"]
     assert access["completion_tokens"] == usage["completion_tokens"]
@@ -244,7 +247,15 @@ def test_histogram_counts_move_by_exactly_the_requests_served(gw: Env) -> None:
         return total(after, name, surface="chat", **match) - total(before, name, surface="chat", **match)
 
     assert moved("grok_api_request_duration_seconds_count") == 6
-    assert moved("grok_api_request_duration_seconds_count", status="2xx", model="grok-3", upstream="xai") == 4
+    assert (
+        moved(
+            "grok_api_request_duration_seconds_count",
+            status="2xx",
+            model="grok-4.20-non-reasoning",
+            upstream="xai",
+        )
+        == 4
+    )
     assert moved("grok_api_request_duration_seconds_count", status="5xx") == 1
     assert moved("grok_api_request_duration_seconds_count", status="4xx", upstream="none") == 1
     assert moved("grok_api_time_to_first_token_seconds_count") == 4  # only answers have a first token
@@ -259,7 +270,7 @@ def test_histogram_counts_move_by_exactly_the_requests_served(gw: Env) -> None:
 def test_in_flight_gauges_count_a_running_stream(gw: Env) -> None:
     key = key_for(gw.settings)
     body = {
-        "model": "grok-3",
+        "model": "grok-4.20-non-reasoning",
         "stream": True,
         "messages": [{"role": "user", "content": "x [sim tokens=400 rate=40]"}],
     }
@@ -292,7 +303,7 @@ def test_spans_continue_the_callers_trace(gw: Env, spans: InMemorySpanExporter) 
     r = httpx.post(
         gw.base_url + "/v1/chat/completions",
         headers={"Authorization": f"Bearer {key}", "traceparent": header},
-        json={"model": "grok-3", "messages": [{"role": "user", "content": "traced"}]},
+        json={"model": "grok-4.20-non-reasoning", "messages": [{"role": "user", "content": "traced"}]},
     )
     assert r.status_code == 200
     deadline = time.monotonic() + 10
@@ -347,7 +358,7 @@ class CapturingUpstream:
                 "id": "x",
                 "object": "chat.completion",
                 "created": 0,
-                "model": "grok-3",
+                "model": "grok-4.20-non-reasoning",
                 "choices": [
                     {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}
                 ],
@@ -388,7 +399,7 @@ def test_the_request_id_goes_upstream(env: Env, tmp_path_factory: pytest.TempPat
             r = httpx.post(
                 served.base_url + "/v1/chat/completions",
                 headers={"Authorization": f"Bearer {key}", "x-request-id": "to-the-upstream"},
-                json={"model": "grok-3", "messages": [{"role": "user", "content": "hi"}]},
+                json={"model": "grok-4.20-non-reasoning", "messages": [{"role": "user", "content": "hi"}]},
             )
             generated = post_chat(served.base_url, key)
     assert r.status_code == 200 and generated.status_code == 200
@@ -457,7 +468,7 @@ def test_spans_are_exported_over_otlp_when_the_endpoint_is_set(tmp_path: Path) -
         f"app = create_app(Settings(_env_file=None, data_dir={str(tmp_path)!r}))\n"
         "with TestClient(app) as c:\n"
         "    assert app.state.gateway.observer.tracing is not None\n"
-        "    r = c.post('/v1/chat/completions', json={'model': 'grok-3', 'messages': []},\n"
+        "    r = c.post('/v1/chat/completions', json={'model': 'grok-4.3', 'messages': []},\n"
         "               headers={'x-request-id': 'exported-request'})\n"
         "    assert r.status_code == 401\n"
     )
@@ -499,7 +510,7 @@ def test_access_outcomes_for_a_key_limit_and_a_client_that_leaves(gw: Env, lines
 
     other = key_for(gw.settings)
     body = {
-        "model": "grok-3",
+        "model": "grok-4.20-non-reasoning",
         "stream": True,
         "messages": [{"role": "user", "content": "x [sim tokens=400 rate=40]"}],
     }

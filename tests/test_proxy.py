@@ -71,7 +71,9 @@ def test_upstream_calls_go_through_the_http_proxy(env: Env, proxy: ForwardProxy,
         _, key = env.create_key("proxied")
         client = env.client(key, base_url=served.base_url + "/v1")
         result = client.chat.completions.create(
-            model="grok-3", messages=[{"role": "user", "content": "via proxy"}], stream=stream
+            model="grok-4.20-non-reasoning",
+            messages=[{"role": "user", "content": "via proxy"}],
+            stream=stream,
         )
         if stream:
             text = "".join(c.choices[0].delta.content or "" for c in result if c.choices)  # type: ignore[union-attr]
@@ -151,11 +153,13 @@ def test_upstream_calls_go_through_a_socks5_proxy(env: Env) -> None:
             _, key = env.create_key("socks")
             client = env.client(key, base_url=served.base_url + "/v1")
             r = client.chat.completions.create(
-                model="grok-3", messages=[{"role": "user", "content": "via socks"}]
+                model="grok-4.20-non-reasoning", messages=[{"role": "user", "content": "via socks"}]
             )
             chunks = list(
                 client.chat.completions.create(
-                    model="grok-3", messages=[{"role": "user", "content": "streamed"}], stream=True
+                    model="grok-4.20-non-reasoning",
+                    messages=[{"role": "user", "content": "streamed"}],
+                    stream=True,
                 )
             )
     assert r.choices[0].message.content == "[turn 1] You said: via socks"

@@ -35,7 +35,7 @@ def test_readme_python_example_runs(env: Env, key: str, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert "grok-4" in lines[0]
+    assert "grok-4.3" in lines[0]
     assert lines[1] == "[turn 1] You said: Name a moon of Saturn."
     assert lines[2] == "[turn 1] You said: Count to five."
     assert re.fullmatch(r"\[\d+ tokens\]", lines[3])

@@ -66,7 +66,10 @@ def test_no_secret_reaches_logs_answers_or_metrics(env: Env, tmp_path: Path, log
         auth = {"Authorization": f"Bearer {key}"}
 
         def chat(
-            content: str, model: str = "grok-3", stream: bool = False, headers: dict[str, str] = auth
+            content: str,
+            model: str = "grok-4.20-non-reasoning",
+            stream: bool = False,
+            headers: dict[str, str] = auth,
         ) -> None:
             r = httpx.post(
                 served.base_url + "/v1/chat/completions",

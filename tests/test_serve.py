@@ -59,7 +59,7 @@ def test_serve_demo_works_with_no_credentials(tmp_path: Path) -> None:
         match = re.search(r"gk-[A-Za-z0-9_-]{43}", out)
         assert match, out
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=match.group(0), max_retries=0)
-        r = client.chat.completions.create(model="grok-4", messages=[{"role": "user", "content": "Hello"}])
+        r = client.chat.completions.create(model="grok-4.3", messages=[{"role": "user", "content": "Hello"}])
         assert r.choices[0].message.content == "[turn 1] You said: Hello"
         proc.send_signal(__import__("signal").SIGINT)
         assert proc.wait(15) == 0
@@ -70,10 +70,10 @@ def test_simulate_serves_the_xai_wire_format() -> None:
     args = [sys.executable, "-m", "grok_api", "simulate", "--port", str(port)]
     with process(args, dict(os.environ), ready="simulator listening"):
         models = httpx.get(f"http://127.0.0.1:{port}/v1/models").json()
-        assert "grok-4" in [m["id"] for m in models["data"]]
+        assert "grok-4.3" in [m["id"] for m in models["data"]]
         bad = httpx.post(
             f"http://127.0.0.1:{port}/v1/chat/completions",
-            json={"model": "grok-4", "messages": [{"role": "user", "content": "x [sim fault=500]"}]},
+            json={"model": "grok-4.3", "messages": [{"role": "user", "content": "x [sim fault=500]"}]},
         )
         assert bad.status_code == 500
         assert set(bad.json()) == {"code", "error"}  # xAI's own error shape, not OpenAI's

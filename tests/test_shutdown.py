@@ -57,7 +57,11 @@ def stream_in_background(
             "POST",
             url + "/v1/chat/completions",
             headers={"Authorization": f"Bearer {key}"},
-            json={"model": "grok-3", "stream": True, "messages": [{"role": "user", "content": prompt}]},
+            json={
+                "model": "grok-4.20-non-reasoning",
+                "stream": True,
+                "messages": [{"role": "user", "content": prompt}],
+            },
             timeout=30,
         ) as r:
             body = ""

@@ -46,11 +46,11 @@ async def test_create_stores_only_a_hash(store: KeyStore) -> None:
 
 
 async def test_lookup_by_key(store: KeyStore) -> None:
-    record, key = await store.create("bob", models=["grok-4", "grok-3"], expires_in=3600)
+    record, key = await store.create("bob", models=["grok-4.3", "grok-4.20-non-reasoning"], expires_in=3600)
     found = await store.by_key(key)
     assert found == record
-    assert found.models == frozenset({"grok-4", "grok-3"})
-    assert found.allows("grok-4") and not found.allows("grok-3-mini")
+    assert found.models == frozenset({"grok-4.3", "grok-4.20-non-reasoning"})
+    assert found.allows("grok-4.3") and not found.allows("grok-3-mini")
     assert found.expires_at is not None and found.expires_at > time.time() + 3500
     assert await store.by_key(key + "x") is None
 
@@ -105,21 +105,35 @@ async def test_usage_upserts_add_up_without_lost_updates(store: KeyStore) -> Non
     def batch() -> list[UsageRow]:
         return [
             UsageRow(
-                "key_a", "grok-4", hour, requests=1, prompt_tokens=10, completion_tokens=5, reasoning_tokens=2
+                "key_a",
+                "grok-4.3",
+                hour,
+                requests=1,
+                prompt_tokens=10,
+                completion_tokens=5,
+                reasoning_tokens=2,
             ),
-            UsageRow("key_a", "grok-3", hour, requests=2, errors=1, prompt_tokens=4, estimated_requests=1),
+            UsageRow(
+                "key_a",
+                "grok-4.20-non-reasoning",
+                hour,
+                requests=2,
+                errors=1,
+                prompt_tokens=4,
+                estimated_requests=1,
+            ),
         ]
 
     # flushes from many "instances" at once, on the same rows
     await asyncio.gather(*(usage.add(batch()) for _ in range(10)))
     rows = {r["model"]: r for r in await usage.report(key_id="key_a")}
-    assert rows["grok-4"]["requests"] == 10
-    assert rows["grok-4"]["prompt_tokens"] == 100
-    assert rows["grok-4"]["total_tokens"] == 150
-    assert rows["grok-4"]["reasoning_tokens"] == 20
-    assert rows["grok-4"]["estimated"] is False
-    assert rows["grok-3"]["errors"] == 10
-    assert rows["grok-3"]["estimated"] is True
+    assert rows["grok-4.3"]["requests"] == 10
+    assert rows["grok-4.3"]["prompt_tokens"] == 100
+    assert rows["grok-4.3"]["total_tokens"] == 150
+    assert rows["grok-4.3"]["reasoning_tokens"] == 20
+    assert rows["grok-4.3"]["estimated"] is False
+    assert rows["grok-4.20-non-reasoning"]["errors"] == 10
+    assert rows["grok-4.20-non-reasoning"]["estimated"] is True
     day_start = hour - hour % 86400
     assert await usage.tokens_since("key_a", day_start, 0, hour + 3600) == [190, 190, 0]
     assert await usage.report(key_id="key_a", since_hour=hour + 3600) == []

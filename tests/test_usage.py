@@ -49,7 +49,9 @@ def test_rate_limit_headers_and_429(env: Env) -> None:
     assert err["code"] == "rate_limit_requests"
     assert "3 requests per minute" in err["message"]
     with pytest.raises(openai.RateLimitError):
-        env.client(key).chat.completions.create(model="grok-3", messages=[{"role": "user", "content": "x"}])
+        env.client(key).chat.completions.create(
+            model="grok-4.20-non-reasoning", messages=[{"role": "user", "content": "x"}]
+        )
 
 
 def test_streams_carry_the_headers_too(env: Env) -> None:
@@ -65,11 +67,15 @@ def test_token_budget_is_insufficient_quota(env: Env) -> None:
     client = env.client(key)
     used = 0
     while used < 20:
-        r = client.chat.completions.create(model="grok-3", messages=[{"role": "user", "content": "spend"}])
+        r = client.chat.completions.create(
+            model="grok-4.20-non-reasoning", messages=[{"role": "user", "content": "spend"}]
+        )
         assert r.usage is not None
         used += r.usage.total_tokens
     with pytest.raises(openai.RateLimitError) as info:
-        client.chat.completions.create(model="grok-3", messages=[{"role": "user", "content": "more"}])
+        client.chat.completions.create(
+            model="grok-4.20-non-reasoning", messages=[{"role": "user", "content": "more"}]
+        )
     assert info.value.body["code"] == "insufficient_quota"  # type: ignore[index]
 
 
@@ -77,7 +83,7 @@ def test_usage_is_recorded_per_key_and_model(env: Env) -> None:
     record, key = env.create_key("counted")
     client = env.client(key)
     served = {"prompt": 0, "completion": 0, "reasoning": 0}
-    for model in ("grok-3", "grok-3", "grok-3-mini"):
+    for model in ("grok-4.20-non-reasoning", "grok-4.20-non-reasoning", "grok-3-mini"):
         r = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "count this"}])
         assert r.usage is not None and r.usage.completion_tokens_details is not None
         served["prompt"] += r.usage.prompt_tokens
@@ -85,7 +91,7 @@ def test_usage_is_recorded_per_key_and_model(env: Env) -> None:
         served["reasoning"] += r.usage.completion_tokens_details.reasoning_tokens or 0
     chunks = list(
         client.chat.completions.create(
-            model="grok-3",
+            model="grok-4.20-non-reasoning",
             messages=[{"role": "user", "content": "stream this"}],
             stream=True,
             stream_options={"include_usage": True},
@@ -96,12 +102,12 @@ def test_usage_is_recorded_per_key_and_model(env: Env) -> None:
     served["completion"] += chunks[-1].usage.completion_tokens
     with pytest.raises(openai.APIStatusError):
         client.chat.completions.create(
-            model="grok-3", messages=[{"role": "user", "content": "[sim fault=500]"}]
+            model="grok-4.20-non-reasoning", messages=[{"role": "user", "content": "[sim fault=500]"}]
         )
     flush(env)
     rows = {r["model"]: r for r in usage_rows(env, record.id)}
-    assert rows["grok-3"]["requests"] == 4
-    assert rows["grok-3"]["errors"] == 1
+    assert rows["grok-4.20-non-reasoning"]["requests"] == 4
+    assert rows["grok-4.20-non-reasoning"]["errors"] == 1
     assert rows["grok-3-mini"]["requests"] == 1
     assert sum(r["prompt_tokens"] for r in rows.values()) == served["prompt"]  # type: ignore[misc]
     assert sum(r["completion_tokens"] for r in rows.values()) == served["completion"]  # type: ignore[misc]
@@ -117,7 +123,7 @@ def test_abandoned_stream_is_charged_for_what_was_delivered(env: Env) -> None:
         env.base_url + "/v1/chat/completions",
         headers={"Authorization": f"Bearer {key}"},
         json={
-            "model": "grok-3",
+            "model": "grok-4.20-non-reasoning",
             "stream": True,
             "messages": [{"role": "user", "content": "long one [sim tokens=400 rate=100]"}],
         },
@@ -189,7 +195,9 @@ def test_cli_update_and_usage(env: Env) -> None:
         return out.stdout
 
     rows = json.loads(cli("usage", "--key", record.id, "--json"))
-    assert [(r["key_name"], r["model"], r["requests"]) for r in rows] == [("cli-usage", "grok-3", 1)]
+    assert [(r["key_name"], r["model"], r["requests"]) for r in rows] == [
+        ("cli-usage", "grok-4.20-non-reasoning", 1)
+    ]
     assert "cli-usage" in cli("usage", "--since", "2020-01-01")
     updated = json.loads(cli("update", record.id, "--rpm", "1", "--daily-tokens", "500", "--json"))
     assert updated["limits"]["rpm"] == 1

@@ -269,7 +269,7 @@ def test_images_in_requests_are_refused_clearly(client: openai.OpenAI) -> None:
 
 def test_models_list_both_upstreams_and_aliases(client: openai.OpenAI) -> None:
     owners = {m.id: m.owned_by for m in client.models.list()}
-    assert owners["grok-4"] == "xai"
+    assert owners["grok-4.3"] == "xai"
     assert owners["web/grok-4"] == "grok.com"
     assert owners["web/grok-3-thinking"] == "grok.com"
     assert owners["grok-chat"] == "grok.com"  # GROK_API_ROUTES alias

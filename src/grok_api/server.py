@@ -38,7 +38,7 @@ def _banner(settings: Settings, console: Console, demo_key: str | None) -> None:
         console.print(
             f"Try:  curl {url}/chat/completions -H 'Authorization: Bearer {demo_key}' "
             "-H 'Content-Type: application/json' "
-            '-d \'{"model":"grok-4","messages":[{"role":"user","content":"Hello"}]}\'',
+            '-d \'{"model":"grok-4.3","messages":[{"role":"user","content":"Hello"}]}\'',
             highlight=False,
             soft_wrap=True,
         )

@@ -2,8 +2,8 @@
 
 Images are small PNGs (32×32) drawn from a seed, written with ``zlib`` and ``struct`` alone, so
 that a client can decode what it got. xAI's side answers ``{"data": [{"url" | "b64_json",
-"revised_prompt"}]}`` as xAI documents it (``n`` 1–10; ``aspect_ratio``, ``resolution``; no
-``size``, ``quality`` or ``style`` for its image models); URLs point back at the simulator
+"revised_prompt"}]}`` as xAI documents it (``n`` 1–10; ``aspect_ratio``, ``resolution``, ``quality``; no
+``size`` or ``style``); URLs point back at the simulator
 (``/_sim/images/<id>.png``).
 """
 
@@ -24,7 +24,7 @@ from .script import Directives
 if TYPE_CHECKING:
     from . import Simulator
 
-IMAGE_MODELS = ("grok-imagine-image", "grok-imagine-image-quality")
+IMAGE_MODELS = ("grok-imagine-image", "grok-imagine-image-2.0")
 ASPECT_RATIOS = frozenset("1:1 3:4 4:3 9:16 16:9 2:3 3:2 9:19.5 19.5:9 9:20 20:9 1:2 2:1 auto".split())
 SIZE = 32
 

@@ -1,4 +1,13 @@
-"""The simulator's side of xAI's API: ``/v1/models`` and ``/v1/chat/completions``."""
+"""The simulator's side of xAI's API: ``/v1/models`` and ``/v1/chat/completions``.
+
+Its catalog is xAI's lineup after the retirement of May 15, 2026 (``grok-4-fast-*``,
+``grok-4-1-fast-*``, ``grok-4-0709``, ``grok-code-fast-1``, ``grok-3`` and
+``grok-imagine-image-pro`` are gone): ``grok-4.5``, ``grok-4.3``, Grok 4.20 as
+``grok-4.20-0309-reasoning`` / ``grok-4.20-0309-non-reasoning`` (listed by those names, also
+answering to the aliases ``grok-4.20-reasoning``, ``grok-4.20``, ``grok-4.20-non-reasoning``),
+``grok-3-mini``, and the image models (``images.py``). Only ``grok-3-mini`` shows its reasoning
+(``reasoning_content``) unasked; ``[sim think=1]`` makes any model think aloud.
+"""
 
 from __future__ import annotations
 
@@ -25,14 +34,18 @@ if TYPE_CHECKING:
     from . import Simulator
 
 MODELS = (
-    "grok-4",
-    "grok-4-fast-reasoning",
-    "grok-4-fast-non-reasoning",
-    "grok-3",
+    "grok-4.5",
+    "grok-4.3",
+    "grok-4.20-0309-reasoning",
+    "grok-4.20-0309-non-reasoning",
     "grok-3-mini",
-    "grok-code-fast-1",
 )
-REASONING_MODELS = frozenset({"grok-4-fast-reasoning", "grok-3-mini"})
+ALIASES = {
+    "grok-4.20-reasoning": "grok-4.20-0309-reasoning",
+    "grok-4.20": "grok-4.20-0309-reasoning",
+    "grok-4.20-non-reasoning": "grok-4.20-0309-non-reasoning",
+}
+REASONING_MODELS = frozenset({"grok-3-mini"})
 
 _FAULT_BODIES: dict[str, tuple[int, str, str]] = {
     "400": (400, "Client specified an invalid argument", "The simulator was asked to reject this request."),
@@ -72,7 +85,7 @@ def routes(sim: Simulator) -> list[web.RouteDef]:
         except (orjson.JSONDecodeError, KeyError, TypeError):
             return xai_error(400, "Client specified an invalid argument", "Malformed request body.")
         sim.record("xai", request.path, body)
-        if model not in MODELS:
+        if model not in MODELS and model not in ALIASES:
             return xai_error(
                 404,
                 "Some requested entity was not found",
