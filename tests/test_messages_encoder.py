@@ -176,3 +176,12 @@ def test_translation_refuses_bad_fields_by_name(body: dict[str, Any], param: str
     with pytest.raises(InvalidRequest) as info:
         to_chat({**base, **body})
     assert info.value.param == param
+
+
+def test_a_ping_before_the_first_token_opens_the_message() -> None:
+    enc = MessageStreamEncoder("grok-4.3", thinking=False, prompt_estimate=3)
+    first = frames(enc.keepalive)
+    assert [n for n, _ in first] == ["message_start", "ping"]
+    assert [n for n, _ in frames(enc.keepalive)] == ["ping"]
+    rest = frames(enc.encode([TextDelta("hi"), Finish()]) + enc.finish())
+    assert "message_start" not in [n for n, _ in rest]

@@ -70,7 +70,11 @@ class Encoder(Protocol):
     """
 
     stream: bool
-    keepalive: bytes
+
+    @property
+    def keepalive(self) -> bytes:
+        """Read each time one is sent, so a surface may open its stream with the first one."""
+        ...
 
     def encode(self, batch: Sequence[Event]) -> bytes: ...
 

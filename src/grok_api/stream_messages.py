@@ -5,7 +5,8 @@ Streamed, an answer is ``message_start``; then per content block ``content_block
 ``content_block_stop``; then ``message_delta`` (``stop_reason`` and the usage) and
 ``message_stop``. Each SSE frame carries ``event: <type>`` and the JSON object. While the
 upstream is silent, ``ping`` events keep the connection alive. A failure after the stream began
-is an ``error`` event. Consecutive text (or thinking) deltas of one batch go out as one delta,
+is an ``error`` event. ``message_start`` always comes first (a ping before the first token
+brings it forward). Consecutive text (or thinking) deltas of one batch go out as one delta,
 as chat completions does.
 
 Thinking (``ReasoningDelta``) becomes ``thinking`` blocks when the request enabled thinking;
@@ -90,7 +91,6 @@ class MessageStreamEncoder:
     """The streamed :class:`~grok_api.pipeline.Encoder` of the Messages API."""
 
     stream = True
-    keepalive = PING
 
     def __init__(self, model: str, *, thinking: bool, prompt_estimate: int) -> None:
         self.model = model
@@ -104,6 +104,12 @@ class MessageStreamEncoder:
         self._kind = ""  # the open block's kind: "text", "thinking" or "tool:<n>"
         self._head = b""  # the open block's delta frame, up to the delta's value
         self._tools: dict[int, int] = {}  # tool call index → block index
+
+    @property
+    def keepalive(self) -> bytes:
+        """A ``ping``; while the upstream has sent nothing yet, ``message_start`` comes first, as
+        Anthropic's streams always begin with it."""
+        return PING if self._started else self._start() + PING
 
     def _start(self) -> bytes:
         self._started = True
