@@ -407,3 +407,13 @@ def test_too_large_and_not_allowed_in_anthropic_shape(gw: Env) -> None:
             )
     assert big.value.status_code == 413
     assert big.value.body["error"]["type"] == "request_too_large"  # type: ignore[index]
+
+
+def test_wrong_routes_and_methods_under_messages_answer_in_anthropic_shape(gw: Env, key: str) -> None:
+    r = httpx.get(gw.base_url + "/v1/messages", headers={"x-api-key": key})
+    assert r.status_code == 405 and r.json()["type"] == "error"
+    assert r.json()["error"]["type"] == "invalid_request_error"
+    r = httpx.post(gw.base_url + "/v1/messages/batches", headers={"x-api-key": key}, json={})
+    assert r.status_code == 404 and r.json()["error"]["type"] == "not_found_error"
+    r = httpx.get(gw.base_url + "/v1/nothing-here")
+    assert r.status_code == 404 and set(r.json()) == {"error"}  # elsewhere: OpenAI's shape

@@ -30,6 +30,7 @@ from .metrics import Metrics
 from .observe import WEB_UPSTREAM, Observer
 from .pipeline import Surface, serve
 from .store import Database, KeyStore, UsageStore
+from .stream_messages import error_body as anthropic_error_body
 from .upstreams.registry import build_router
 from .usage import UsageRecorder
 
@@ -38,17 +39,17 @@ log = logging.getLogger(__name__)
 LAST_USED_FLUSH_SECONDS = 10.0
 
 
-def error_response(err: GatewayError) -> Response:
-    return Response(
-        err.json_bytes(), status_code=err.status, headers=err.headers, media_type="application/json"
-    )
+def error_response(err: GatewayError, path: str = "") -> Response:
+    """The error in the shape of the surface the path belongs to (Anthropic's under /v1/messages)."""
+    body = anthropic_error_body(err) if path.startswith(messages.PATH) else err.json_bytes()
+    return Response(body, status_code=err.status, headers=err.headers, media_type="application/json")
 
 
 async def _gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
     if exc.status >= 500:
         log.warning("request failed: %s", exc.message, extra={"status": exc.status, "path": request.url.path})
-    return error_response(exc)
+    return error_response(exc, request.url.path)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -58,19 +59,20 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
     err = for_status(exc.status_code, message)
     err.headers.update(exc.headers or {})
-    return error_response(err)
+    return error_response(err, request.url.path)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {}
     param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
-    return error_response(InvalidRequest(f"Invalid request: {first.get('msg', 'bad input')}", param=param))
+    err = InvalidRequest(f"Invalid request: {first.get('msg', 'bad input')}", param=param)
+    return error_response(err, request.url.path)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.error("unexpected error", exc_info=exc, extra={"path": request.url.path})
-    return error_response(GatewayError("The gateway failed to handle this request."))
+    return error_response(GatewayError("The gateway failed to handle this request."), request.url.path)
 
 
 async def _stop(task: asyncio.Task[None]) -> None:
