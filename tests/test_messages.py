@@ -202,6 +202,37 @@ def test_streamed_tool_use_sends_input_json_deltas(gw: Env, key: str, claude: an
     assert final.content[-1].input == {"input": "call it [sim tool=1]"}  # type: ignore[union-attr]
 
 
+def test_parallel_tool_calls(gw: Env, claude: anthropic.Anthropic) -> None:
+    tools = [*TOOLS, {"name": "get_time", "input_schema": {"type": "object"}}]
+    ask: Any = [{"role": "user", "content": "weather and time [sim tool=2]"}]
+    msg = claude.messages.create(model=XAI_MODEL, max_tokens=100, tools=tools, messages=ask)
+    calls = [b for b in msg.content if b.type == "tool_use"]
+    assert [c.name for c in calls] == ["get_weather", "get_time"] and msg.stop_reason == "tool_use"
+    assert calls[1].input == {"input": "weather and time [sim tool=2]", "call": 2}
+    with claude.messages.stream(model=XAI_MODEL, max_tokens=100, tools=tools, messages=ask) as stream:
+        final = stream.get_final_message()
+    assert [(b.name, b.input) for b in final.content if b.type == "tool_use"] == [
+        (c.name, c.input) for c in calls
+    ]
+    start = gw.sim.recorded
+    results = [
+        {"type": "tool_result", "tool_use_id": c.id, "content": f"result {i}"} for i, c in enumerate(calls)
+    ]
+    claude.messages.create(
+        model=XAI_MODEL,
+        max_tokens=100,
+        tools=tools,
+        messages=[
+            *ask,
+            {"role": "assistant", "content": [c.model_dump() for c in calls]},
+            {"role": "user", "content": results},
+        ],
+    )
+    sent_messages = sent(gw, start)[-1]["messages"]
+    assert [m["role"] for m in sent_messages] == ["user", "assistant", "tool", "tool"]
+    assert [m["tool_call_id"] for m in sent_messages[2:]] == [c.id for c in calls]
+
+
 def test_tools_on_grok_com_are_refused_in_anthropic_shape(claude: anthropic.Anthropic) -> None:
     with pytest.raises(anthropic.BadRequestError) as info:
         claude.messages.create(

@@ -10,7 +10,8 @@ or with the same ``key=value`` pairs in an ``X-Sim`` header (the header wins). K
 ``retry_after``  seconds for the 429's ``Retry-After`` (default 2)
 ``tokens``  answer length in tokens, filled with deterministic words
 ``latency`` seconds before the first token; ``rate`` tokens per second (0 = no pacing)
-``tool``    ``1``: answer with a call of the first tool in ``tools``
+``tool``    ``1``: answer with a call of the first tool in ``tools``; ``N``: N parallel calls
+            (of the tools in turn)
 ``think``   ``1``/``0``: emit reasoning tokens, whatever the model
 ``images``  (grok.com) the answer carries N generated image links
 ``times``   the fault hits only the first N requests with this same prompt (then it recovers)
@@ -42,7 +43,7 @@ class Directives:
     tokens: int | None = None
     latency: float | None = None
     rate: float | None = None
-    tool: bool = False
+    tool: int = 0  # tool calls to answer with
     think: bool | None = None
     images: int = 0
     times: int | None = None  # the fault hits only the first N requests with this prompt
@@ -61,7 +62,8 @@ class Directives:
         d.tokens = _int(pairs.get("tokens"), None)
         d.latency = _float(pairs.get("latency"))
         d.rate = _float(pairs.get("rate"))
-        d.tool = pairs.get("tool") in ("1", "true", "yes")
+        tool = pairs.get("tool", "")
+        d.tool = int(tool) if tool.isdigit() else int(tool in ("true", "yes"))
         d.images = _int(pairs.get("images"), 0)
         d.times = _int(pairs.get("times"), None)
         if "think" in pairs:

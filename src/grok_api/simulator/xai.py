@@ -148,8 +148,8 @@ class _Plan:
         think = d.think if d.think is not None else self.model in REASONING_MODELS
         self.reasoning = reasoning_words(prompt) if think else []
         answered = messages[-1].get("role") == "tool"  # a tool's result came back: answer it
-        self.tool = _tool_call(body, prompt) if d.tool and not answered else None
-        self.words = [] if self.tool else answer_words(prompt, turn, d.tokens)
+        self.tools = _tool_calls(body, prompt, d.tool) if d.tool and not answered else []
+        self.words = [] if self.tools else answer_words(prompt, turn, d.tokens)
         self.prompt_tokens = prompt_tokens(messages)
         history = messages[:-1]
         self.cached_tokens = prompt_tokens(history) if len(messages) > 1 else 0
@@ -157,10 +157,10 @@ class _Plan:
 
     @property
     def finish_reason(self) -> str:
-        return "tool_calls" if self.tool else "stop"
+        return "tool_calls" if self.tools else "stop"
 
     def usage(self) -> dict[str, Any]:
-        completion = len(self.words) + (count_tokens(self.tool["function"]["arguments"]) if self.tool else 0)
+        completion = len(self.words) + sum(count_tokens(t["function"]["arguments"]) for t in self.tools)
         reasoning = len(self.reasoning)
         return {
             "prompt_tokens": self.prompt_tokens,
@@ -174,8 +174,8 @@ class _Plan:
         message: dict[str, Any] = {"role": "assistant", "content": "".join(self.words), "refusal": None}
         if self.reasoning:
             message["reasoning_content"] = "".join(self.reasoning)
-        if self.tool:
-            message["tool_calls"] = [self.tool]
+        if self.tools:
+            message["tool_calls"] = self.tools
         return {
             "id": self.id,
             "object": "chat.completion",
@@ -205,8 +205,7 @@ class _Plan:
         """Every frame of the stream but the trailing usage chunk and ``[DONE]``."""
         deltas: list[dict[str, Any]] = [{"reasoning_content": w} for w in self.reasoning]
         deltas += [{"content": w} for w in self.words]
-        if self.tool:
-            deltas.append({"tool_calls": [{"index": 0, **self.tool}]})
+        deltas += [{"tool_calls": [{"index": i, **tool}]} for i, tool in enumerate(self.tools)]
         if not deltas:
             deltas.append({"content": ""})
         deltas[0] = {"role": "assistant", **deltas[0]}
@@ -230,16 +229,21 @@ class _Plan:
         return out + b"data: [DONE]\n\n"
 
 
-def _tool_call(body: dict[str, Any], prompt: str) -> dict[str, Any] | None:
+def _tool_calls(body: dict[str, Any], prompt: str, count: int) -> list[dict[str, Any]]:
+    """``count`` calls of the request's tools in turn; each after the first says which it is."""
     tools = body.get("tools") or []
-    if not tools:
-        return None
-    name = (tools[0].get("function") or {}).get("name", "tool")
-    return {
-        "id": "call_" + secrets.token_hex(6),
-        "type": "function",
-        "function": {"name": name, "arguments": orjson.dumps({"input": prompt}).decode()},
-    }
+    calls = []
+    for i in range(count if tools else 0):
+        name = (tools[i % len(tools)].get("function") or {}).get("name", "tool")
+        arguments = {"input": prompt} if i == 0 else {"input": prompt, "call": i + 1}
+        calls.append(
+            {
+                "id": "call_" + secrets.token_hex(6),
+                "type": "function",
+                "function": {"name": name, "arguments": orjson.dumps(arguments).decode()},
+            }
+        )
+    return calls
 
 
 async def _wait_unless_gone(sim: Simulator, request: web.Request, seconds: float) -> bool:
