@@ -119,7 +119,7 @@ class XAIUpstream:
             self._session.post(
                 self.base_url + "/images/generations",
                 data=orjson.dumps(body),
-                headers=self._headers,
+                headers=with_request_id(self._headers),
                 proxy=self._proxy,
             ) as resp,
         ):
