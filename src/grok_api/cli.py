@@ -1,4 +1,4 @@
-"""The ``grok-api`` command: serve, keys, simulate. Each command parses, calls one function, prints."""
+"""The ``grok-api`` command: serve, keys, simulate, chat. Each command parses, calls one function, prints."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ import typer
 from rich.console import Console
 
 from . import __version__
+from .cli_chat import chat
 from .cli_keys import keys_app, parse_duration, settings_from
 
 __all__ = ["app", "main", "parse_duration"]
 
 app = typer.Typer(help="Grok-Api: an OpenAI-compatible API gateway for xAI's Grok.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.command()(chat)
 console = Console()
 
 
