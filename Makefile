@@ -39,3 +39,16 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# Containers and docs (see docs/deployment.md, docs/configuration.md)
+.PHONY: container-test docs docs-check
+
+container-test: $(STAMP)
+	bash tests/container/prepare.sh
+	GROK_API_CONTAINER_TEST=1 $(BIN)/pytest tests/test_container.py
+
+docs: $(STAMP)
+	$(BIN)/python -m grok_api.config_docs
+
+docs-check: $(STAMP)
+	$(BIN)/python -m grok_api.config_docs --check
