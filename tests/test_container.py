@@ -31,7 +31,8 @@ from .conftest import free_socket
 
 pytestmark = [
     pytest.mark.skipif(
-        os.environ.get("GROK_API_CONTAINER_TEST") != "1", reason="set GROK_API_CONTAINER_TEST=1 (make container-test)"
+        os.environ.get("GROK_API_CONTAINER_TEST") != "1",
+        reason="set GROK_API_CONTAINER_TEST=1 (make container-test)",
     ),
     pytest.mark.timeout(1200),
 ]
@@ -57,7 +58,12 @@ def build_wheelhouse(python_version: str) -> None:
     sh(*pip, "wheel", "-q", "--no-deps", "-w", str(house), str(ROOT))
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     reqs = [*project["dependencies"], *project["optional-dependencies"]["server"]]
-    platforms = ["manylinux_2_36_x86_64", "manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
+    platforms = [
+        "manylinux_2_36_x86_64",
+        "manylinux_2_28_x86_64",
+        "manylinux_2_17_x86_64",
+        "manylinux2014_x86_64",
+    ]
     target = ["--only-binary=:all:", "--python-version", python_version, "--implementation", "cp"]
     target += [arg for p in platforms for arg in ("--platform", p)]
     sh(*pip, "download", "-q", "-d", str(house), *target, *reqs)
@@ -99,12 +105,16 @@ def write_project(tmp: Path, ports: dict[str, int], password: str) -> list[str]:
     (A second -f file would do, but docker-compose 1.29 cannot drop the proxy's published
     port, which host networking refuses.)
     """
-    (tmp / ".env").write_text(f"POSTGRES_PASSWORD={password}\nXAI_API_KEY={UPSTREAM_KEY}\nGROK_API_LOG_FORMAT=json\n")
+    (tmp / ".env").write_text(
+        f"POSTGRES_PASSWORD={password}\nXAI_API_KEY={UPSTREAM_KEY}\nGROK_API_LOG_FORMAT=json\n"
+    )
     (tmp / "deploy").mkdir()
     nginx = (ROOT / "deploy" / "nginx.conf").read_text()
     nginx = nginx.replace("gateway-1:8000", f"127.0.0.1:{ports['gateway-1']}")
     nginx = nginx.replace("gateway-2:8000", f"127.0.0.1:{ports['gateway-2']}")
-    (tmp / "deploy" / "nginx.conf").write_text(nginx.replace("listen 8080;", f"listen 127.0.0.1:{ports['proxy']};"))
+    (tmp / "deploy" / "nginx.conf").write_text(
+        nginx.replace("listen 8080;", f"listen 127.0.0.1:{ports['proxy']};")
+    )
     pg, rd = ports["postgres"], ports["redis"]
     gateway = {
         "image": IMAGE,
@@ -128,13 +138,31 @@ def write_project(tmp: Path, ports: dict[str, int], password: str) -> list[str]:
         "redis": {
             "image": SERVICES,
             "network_mode": "host",
-            "command": ["redis-server", "--bind", "127.0.0.1", "--port", str(rd), "--dir", "/data", "--appendonly", "yes"],
+            "command": [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(rd),
+                "--dir",
+                "/data",
+                "--appendonly",
+                "yes",
+            ],
             "healthcheck": {"test": ["CMD", "redis-cli", "-p", str(rd), "ping"]},
         },
         "simulator": {
             "image": IMAGE,
             "network_mode": "host",
-            "command": ["simulate", "--host", "127.0.0.1", "--port", str(ports["simulator"]), "--xai-api-key", UPSTREAM_KEY],
+            "command": [
+                "simulate",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ports["simulator"]),
+                "--xai-api-key",
+                UPSTREAM_KEY,
+            ],
         },
         "proxy": {"image": SERVICES, "network_mode": "host", "command": ["nginx", "-g", "daemon off;"]},
     }
@@ -151,7 +179,10 @@ def write_project(tmp: Path, ports: dict[str, int], password: str) -> list[str]:
 def wait_healthy(stack: Stack, deadline: float) -> None:
     while True:
         try:
-            ok = all(httpx.get(stack.url(s) + "/ready", timeout=5).status_code == 200 for s in ("gateway-1", "gateway-2"))
+            ok = all(
+                httpx.get(stack.url(s) + "/ready", timeout=5).status_code == 200
+                for s in ("gateway-1", "gateway-2")
+            )
             if ok and httpx.get(stack.url("proxy") + "/health", timeout=5).status_code == 200:
                 return
         except httpx.HTTPError:
@@ -164,7 +195,9 @@ def wait_healthy(stack: Stack, deadline: float) -> None:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     sh("docker", "info", timeout=30)
-    version = sh("docker", "run", "--rm", BASE, "python3", "-c", "import platform; print(platform.python_version())")
+    version = sh(
+        "docker", "run", "--rm", BASE, "python3", "-c", "import platform; print(platform.python_version())"
+    )
     build_wheelhouse(version.strip())
     sh("docker", "build", "-q", "--build-arg", f"BASE={BASE}", "-t", IMAGE, str(ROOT))
     container = ROOT / "tests" / "container"
@@ -188,7 +221,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def chat(url: str, key: str) -> httpx.Response:
     body = {"model": "grok-3", "messages": [{"role": "user", "content": "hello"}]}
-    return httpx.post(url + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    return httpx.post(
+        url + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30
+    )
 
 
 def test_image_runs_as_non_root_with_a_healthcheck(stack: Stack) -> None:
@@ -197,13 +232,17 @@ def test_image_runs_as_non_root_with_a_healthcheck(stack: Stack) -> None:
     assert "/health" in " ".join(config["Healthcheck"]["Test"])
     container = stack.compose("ps", "-q", "gateway-1").strip()
     deadline = time.monotonic() + 120
-    while (state := sh("docker", "inspect", "-f", "{{.State.Health.Status}}", container).strip()) != "healthy":
+    while (
+        state := sh("docker", "inspect", "-f", "{{.State.Health.Status}}", container).strip()
+    ) != "healthy":
         assert state == "starting" and time.monotonic() < deadline, state
         time.sleep(2)
 
 
 def test_a_key_from_one_replica_works_everywhere_and_its_limit_holds_across_both(stack: Stack) -> None:
-    made = stack.compose("exec", "-T", "gateway-1", "grok-api", "keys", "create", "--name", "ct", "--rpm", "4", "--json")
+    made = stack.compose(
+        "exec", "-T", "gateway-1", "grok-api", "keys", "create", "--name", "ct", "--rpm", "4", "--json"
+    )
     key = json.loads(made)["key"]
     answers = [
         chat(stack.url("proxy"), key),
@@ -220,11 +259,17 @@ def test_a_key_from_one_replica_works_everywhere_and_its_limit_holds_across_both
 
 
 def test_a_streamed_answer_passes_the_proxy(stack: Stack) -> None:
-    made = stack.compose("exec", "-T", "gateway-2", "grok-api", "keys", "create", "--name", "ct-stream", "--json")
+    made = stack.compose(
+        "exec", "-T", "gateway-2", "grok-api", "keys", "create", "--name", "ct-stream", "--json"
+    )
     key = json.loads(made)["key"]
     body = {"model": "grok-3", "stream": True, "messages": [{"role": "user", "content": "[sim tokens=50]"}]}
     with httpx.stream(
-        "POST", stack.url("proxy") + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30
+        "POST",
+        stack.url("proxy") + "/v1/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
     ) as r:
         frames = [f for f in r.read().decode().split("\n\n") if f]
     assert r.status_code == 200

@@ -82,7 +82,9 @@ def test_the_images_entry_command_and_healthcheck_run_here(tmp_path: Path) -> No
     environ = {**os.environ, **image_env(), "GROK_API_PORT": str(port), "GROK_API_DATA_DIR": str(tmp_path)}
     environ.update(GROK_API_HOST="127.0.0.1", GROK_API_DEMO="1", HOME=str(tmp_path))
     command = [sys.executable, "-m", "grok_api", *json.loads(instruction("CMD")[-1])]
-    proc = subprocess.Popen(command, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+    proc = subprocess.Popen(
+        command, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
