@@ -44,9 +44,10 @@ def bodies_since(env: Env, mark: int) -> list[dict[str, object]]:
     return [body for upstream, _, body in env.sim.since(mark) if upstream == "xai"]
 
 
-def test_interactive_session(env: Env, key: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("display", ["markdown", "plain"])
+def test_interactive_session(env: Env, key: str, tmp_path: Path, display: str) -> None:
     mark = env.sim.recorded
-    child = spawn(env, key, tmp_path, "--model", "grok-3")
+    child = spawn(env, key, tmp_path, "--model", "grok-3", *(["--plain"] if display == "plain" else []))
     try:
         child.sendline("hello")
         child.expect(r"\[turn 1\] You said: hello")
@@ -192,8 +193,7 @@ def test_no_key_is_a_usage_error(env: Env, tmp_path: Path) -> None:
     assert "GROK_API_KEY" in result.stderr
 
 
-@pytest.mark.parametrize("model", ["grok-3"])
-def test_one_shot_mid_stream_failure(env: Env, key: str, tmp_path: Path, model: str) -> None:
-    result = run_chat(env, key, tmp_path, "cut [sim fault=cut after=2]", "--model", model)
+def test_one_shot_mid_stream_failure(env: Env, key: str, tmp_path: Path) -> None:
+    result = run_chat(env, key, tmp_path, "cut [sim fault=cut after=2]", "--model", "grok-3")
     assert result.returncode == 1
     assert result.stderr.startswith("grok-api chat:")

@@ -10,9 +10,11 @@ and a block between two lines of ``\"\"\"`` is sent as one message. Input histor
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import time
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from rich.spinner import Spinner
 from rich.text import Text
 
 from .cli_chat import describe_error
-from .client import Conversation, Grok
+from .client import Conversation, Delta, Grok
 
 __all__ = ["Repl", "conversation_markdown"]
 
@@ -100,18 +102,16 @@ class Repl:
         return "\n".join(lines)
 
     def _answer(self, text: str) -> None:
-        parts: dict[str, list[str]] = {"text": [], "reasoning": []}
         started = time.monotonic()
-        spinner = Spinner("dots", text=Text("waiting for the first token…", style="dim"))
+        deltas = self.convo.deltas_of(text)
         try:
-            with Live(
-                spinner, console=self.console, refresh_per_second=12, vertical_overflow="visible"
-            ) as live:
-                for delta in self.convo.deltas_of(text):
-                    parts[delta.kind].append(delta.text)
-                    live.update(self._render(parts))
+            if self.markdown:
+                self._stream_markdown(deltas)
+            else:
+                self._stream_plain(deltas)
         except KeyboardInterrupt:
-            self.console.print("[yellow]stopped[/] (what arrived is kept)")
+            deltas.close()  # now, so that what arrived is in the history before the next turn
+            self.console.print("\n[yellow]stopped[/] (what arrived is kept)")
             return
         except openai.OpenAIError as exc:
             self.console.print(f"[red]error:[/] {describe_error(exc, self.base_url)}")
@@ -120,13 +120,37 @@ class Repl:
         tokens = f"{usage.prompt_tokens} in + {usage.completion_tokens} out tokens · " if usage else ""
         self.console.print(f"[dim]{tokens}{time.monotonic() - started:.1f} s[/]")
 
+    def _stream_markdown(self, deltas: Generator[Delta]) -> None:
+        """Re-renders the whole answer as it grows (rich's Live), reasoning dimmed above it."""
+        parts: dict[str, list[str]] = {"text": [], "reasoning": []}
+        spinner = Spinner("dots", text=Text("waiting for the first token…", style="dim"))
+        with Live(spinner, console=self.console, refresh_per_second=12, vertical_overflow="visible") as live:
+            for delta in deltas:
+                parts[delta.kind].append(delta.text)
+                live.update(self._render(parts))
+
+    def _stream_plain(self, deltas: Generator[Delta]) -> None:
+        """Writes each piece as it comes: nothing is redrawn, so any length scrolls cleanly."""
+        with self.console.status(Text("waiting for the first token…", style="dim")):
+            first = next(deltas, None)
+        last = None
+        for delta in itertools.chain([first] if first else [], deltas):
+            if delta.kind == "reasoning" and not self.show_reasoning:
+                continue
+            if last == "reasoning" and delta.kind == "text":
+                self.console.print()
+            style = "dim italic" if delta.kind == "reasoning" else ""
+            self.console.print(delta.text, end="", style=style, markup=False, highlight=False, soft_wrap=True)
+            last = delta.kind
+        self.console.print()
+
     def _render(self, parts: dict[str, list[str]]) -> RenderableType:
         shown: list[RenderableType] = []
         if self.show_reasoning and parts["reasoning"]:
             shown.append(Text("".join(parts["reasoning"]), style="dim italic"))
         answer = "".join(parts["text"])
         if answer:
-            shown.append(Markdown(answer) if self.markdown else Text(answer))
+            shown.append(Markdown(answer))
         return Group(*shown)
 
     def _command(self, line: str) -> bool:

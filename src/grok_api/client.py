@@ -21,7 +21,7 @@ as it was.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -150,7 +150,7 @@ class Conversation(_Turns):
         """Send ``text`` and yield the answer's text as it arrives."""
         return (d.text for d in self.deltas_of(text, **params) if d.kind == "text")
 
-    def deltas_of(self, text: str, **params: Any) -> Iterator[Delta]:
+    def deltas_of(self, text: str, **params: Any) -> Generator[Delta]:
         """Like :meth:`stream`, with the reasoning too. Stopped early, what arrived is kept."""
         parts: dict[str, list[str]] = {"text": [], "reasoning": []}
         stream = self._client.chat.completions.create(**self.request(text, True, params))
@@ -187,7 +187,7 @@ class AsyncConversation(_Turns):
             if d.kind == "text":
                 yield d.text
 
-    async def deltas_of(self, text: str, **params: Any) -> AsyncIterator[Delta]:
+    async def deltas_of(self, text: str, **params: Any) -> AsyncGenerator[Delta]:
         """Like :meth:`stream`, with the reasoning too. Stopped early, what arrived is kept."""
         parts: dict[str, list[str]] = {"text": [], "reasoning": []}
         stream = await self._client.chat.completions.create(**self.request(text, True, params))
