@@ -217,6 +217,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             timeout=300,
             check=False,
         )
+        # the gateway image is rebuilt each run: leave no old copy behind (the services image
+        # stays, so its apt layer is reused next time)
+        subprocess.run(["docker", "rmi", IMAGE], capture_output=True, timeout=120, check=False)
+        prune = ["docker", "image", "prune", "-f", "--filter", "label=grok-api.stage=build"]
+        subprocess.run(prune, capture_output=True, timeout=120, check=False)  # the build stage
+        shutil.rmtree(ROOT / "wheelhouse", ignore_errors=True)
 
 
 def chat(url: str, key: str) -> httpx.Response:
