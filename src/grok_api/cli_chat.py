@@ -114,7 +114,8 @@ def chat(
         raise typer.Exit(one_shot(convo, text, url))
 
 
-def _client_only_app(missing: str) -> typer.Typer:
+def _client_only_app(missing: str | None) -> typer.Typer:
+    """The commands that need no server; the others say how to install it (``missing``: why)."""
     app = typer.Typer(help="Grok-Api client (the gateway is not installed).", no_args_is_help=True)
     app.command()(chat)
 
@@ -138,7 +139,13 @@ def _client_only_app(missing: str) -> typer.Typer:
 
 
 def entry() -> None:
-    """The ``grok-api`` command: everything with the server installed, ``chat`` without it."""
+    """The ``grok-api`` command: everything with the server installed, ``chat`` without it.
+
+    ``grok-api chat …`` skips the server's imports either way, so it starts at once.
+    """
+    if sys.argv[1:2] == ["chat"]:
+        _client_only_app(None)()
+        return
     try:
         from .cli import main
     except ModuleNotFoundError as exc:
