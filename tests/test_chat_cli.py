@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -197,3 +198,40 @@ def test_one_shot_mid_stream_failure(env: Env, key: str, tmp_path: Path) -> None
     result = run_chat(env, key, tmp_path, "cut [sim fault=cut after=2]", "--model", "grok-3")
     assert result.returncode == 1
     assert result.stderr.startswith("grok-api chat:")
+
+
+BLOCK_SERVER = """
+import sys
+from importlib.abc import MetaPathFinder
+
+class NoServer(MetaPathFinder):  # as if installed without the [server] extra
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("orjson", "fastapi", "sqlalchemy", "uvicorn", "aiohttp", "redis"):
+            raise ModuleNotFoundError(f"No module named '{name}'", name=name)
+        return None
+
+sys.meta_path.insert(0, NoServer())
+sys.argv = ["grok-api", *sys.argv[1:]]
+from grok_api.cli_chat import entry
+entry()
+"""
+
+
+def test_a_client_only_install_chats_and_explains_the_rest(env: Env, key: str, tmp_path: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", BLOCK_SERVER, *args],
+            env=chat_env(env, key, tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    answered = run("chat", "hello", "--model", "grok-3")
+    assert (answered.returncode, answered.stdout) == (0, "[turn 1] You said: hello\n"), answered.stderr
+    serve = run("serve")
+    assert serve.returncode == 1
+    assert "pip install 'grok-api[server]'" in serve.stderr
+    assert re.search(r"no module '(orjson|fastapi|sqlalchemy|uvicorn|aiohttp|redis)'", serve.stderr)
+    assert "chat" in run("--help").stdout
