@@ -121,6 +121,11 @@ def test_commands_new_system_models_and_unknown(env: Env, key: str, tmp_path: Pa
         child.sendline('"""')
         child.expect(r"\[turn 1\] You said: line one")
         child.expect("you> ")
+        child.sendline("go on\\")
+        child.expect(r"\.\.\. ")
+        child.sendline("and on")
+        child.expect(r"\[turn 2\] You said: go on")
+        child.expect("you> ")
         child.sendline("/nonsense")
         child.expect("unknown command /nonsense")
         child.sendline("/exit")
@@ -131,6 +136,7 @@ def test_commands_new_system_models_and_unknown(env: Env, key: str, tmp_path: Pa
     bodies = bodies_since(env, mark)
     assert bodies[0]["messages"][0] == {"role": "system", "content": "Be brief."}
     assert bodies[1]["messages"] == [{"role": "user", "content": "line one\nline two"}]
+    assert bodies[2]["messages"][-1] == {"role": "user", "content": "go on\nand on"}
 
 
 def run_chat(
