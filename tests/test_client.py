@@ -61,22 +61,21 @@ def run_example(gateway: Env, marker: str, tmp_path: Path) -> list[str]:
     return result.stdout.splitlines()
 
 
-def upstream_paths(gateway: Env, since: int) -> list[str]:
-    return [path for _, path, _ in gateway.sim.since(since)]
-
-
 def test_readme_sync_example(gateway: Env, tmp_path: Path) -> None:
     start = gateway.sim.recorded
     lines = run_example(gateway, "client-example", tmp_path)
     assert lines[0] == "[turn 1] You said: Name a moon of Saturn."
     assert lines[1] == "[turn 2] You said: And one of Jupiter?"
     assert re.fullmatch(r"4 messages so far; \d+ tokens last turn", lines[2])
-    paths = upstream_paths(gateway, start)
     if gateway.settings.xai_api_key is None:  # grok.com: the second turn continued the conversation
-        assert paths[0] == "/rest/app-chat/conversations/new"
-        assert re.fullmatch(r"/rest/app-chat/conversations/[^/]+/responses", paths[1])
+        sent = [(p, b) for u, p, b in gateway.sim.since(start) if u == "web"]
+        sessions = [b["event"]["session"]["x_grok"] for p, b in sent if p == "ws:session.create"]
+        items = [b["event"]["item"]["x_grok"] for p, b in sent if p == "ws:conversation.item.create"]
+        assert len(items) == 2
+        assert "conversation_id" not in sessions[0] and sessions[1]["conversation_id"]
+        assert [c["text"]["text"] for c in items[1]["input_chunks"] if "text" in c] == ["And one of Jupiter?"]
     else:
-        assert paths == ["/v1/chat/completions"] * 2
+        assert [path for _, path, _ in gateway.sim.since(start)] == ["/v1/chat/completions"] * 2
 
 
 def test_readme_async_example(gateway: Env, tmp_path: Path) -> None:

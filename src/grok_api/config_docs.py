@@ -115,7 +115,7 @@ def entries(settings_cls: type[Settings] = Settings, docs: Mapping[str, Any] | N
     for name, info in settings_cls.model_fields.items():
         note = notes.get(name, {})
         default = note.get("default") or default_of(info)
-        description = info.description or note["description"]
+        description = (info.description or note["description"]).replace("](", "]\\(")  # no stray links
         out.append(
             Entry(
                 env_name(name, info),
