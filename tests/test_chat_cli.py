@@ -128,6 +128,14 @@ def test_commands_new_system_models_and_unknown(env: Env, key: str, tmp_path: Pa
         child.expect("you> ")
         child.sendline("/nonsense")
         child.expect("unknown command /nonsense")
+        child.sendline("boom [sim fault=500]")
+        child.expect("error:")
+        child.expect(r"50\d: ")  # one line, and the session goes on
+        child.expect("you> ")
+        child.sendline("mid [sim fault=cut after=2]")
+        child.expect("error:")
+        child.expect("the answer failed")
+        child.expect("you> ")
         child.sendline("/exit")
         child.expect(pexpect.EOF)
     finally:

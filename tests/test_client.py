@@ -145,8 +145,10 @@ def test_errors_are_the_sdk_exceptions_and_leave_history_alone(env: Env) -> None
         with pytest.raises(openai.NotFoundError):
             g.conversation("no-such-model").say("hello")
         convo = g.conversation("grok-3")
+        assert convo.say("first") == "[turn 1] You said: first"
         with pytest.raises(openai.APIError):
             list(convo.stream("cut [sim fault=cut after=2]"))
+        assert len(convo.history) == 2  # the failed turn, and its part of an answer, are not kept
 
 
 def test_a_missing_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

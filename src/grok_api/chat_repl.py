@@ -114,7 +114,10 @@ class Repl:
             self.console.print("\n[yellow]stopped[/] (what arrived is kept)")
             return
         except openai.OpenAIError as exc:
-            self.console.print(f"[red]error:[/] {describe_error(exc, self.base_url)}")
+            self._error(describe_error(exc, self.base_url))
+            return
+        except Exception as exc:  # e.g. the connection dropped mid-answer: a line, not a traceback
+            self._error(f"the answer failed: {type(exc).__name__}: {exc}")
             return
         usage = self.convo.usage
         tokens = f"{usage.prompt_tokens} in + {usage.completion_tokens} out tokens · " if usage else ""
@@ -143,6 +146,9 @@ class Repl:
             self.console.print(delta.text, end="", style=style, markup=False, highlight=False, soft_wrap=True)
             last = delta.kind
         self.console.print()
+
+    def _error(self, message: str) -> None:
+        self.console.print(Text.assemble(("error: ", "red"), message))
 
     def _render(self, parts: dict[str, list[str]]) -> RenderableType:
         shown: list[RenderableType] = []
@@ -184,7 +190,7 @@ class Repl:
         try:
             ids = self.grok.models()
         except openai.OpenAIError as exc:
-            self.console.print(f"[red]error:[/] {describe_error(exc, self.base_url)}")
+            self._error(describe_error(exc, self.base_url))
             return
         for mid in ids:
             self.console.print(("* " if mid == self.convo.model else "  ") + mid, markup=False)
@@ -215,7 +221,7 @@ class Repl:
         try:
             path.write_text(body, encoding="utf-8")
         except OSError as exc:
-            self.console.print(f"[red]error:[/] cannot write {path}: {exc.strerror}")
+            self._error(f"cannot write {path}: {exc.strerror}")
             return
         self.console.print(f"saved {len(self.convo.history)} messages to {path}", markup=False)
 

@@ -60,6 +60,10 @@ def one_shot(convo: Conversation, text: str, base_url: str) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("\ngrok-api chat: stopped\n")
         return 130
+    except Exception as exc:  # e.g. the connection dropped mid-answer: a line, not a traceback
+        sys.stdout.flush()
+        sys.stderr.write(f"grok-api chat: the answer failed: {type(exc).__name__}: {exc}\n")
+        return 1
     sys.stdout.write("\n")
     return 0
 

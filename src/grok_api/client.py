@@ -151,17 +151,22 @@ class Conversation(_Turns):
         return (d.text for d in self.deltas_of(text, **params) if d.kind == "text")
 
     def deltas_of(self, text: str, **params: Any) -> Generator[Delta]:
-        """Like :meth:`stream`, with the reasoning too. Stopped early, what arrived is kept."""
+        """Like :meth:`stream`, with the reasoning too. Stopped early (``close()``, Ctrl-C), what
+        arrived is kept; a turn that fails, even mid-answer, leaves the history as it was."""
         parts: dict[str, list[str]] = {"text": [], "reasoning": []}
         stream = self._client.chat.completions.create(**self.request(text, True, params))
+        failed = False
         try:
             for chunk in stream:
                 for d in self.deltas(chunk):
                     parts[d.kind].append(d.text)
                     yield d
+        except Exception:
+            failed = True
+            raise
         finally:
             stream.close()
-            if parts["text"] or parts["reasoning"]:
+            if not failed and (parts["text"] or parts["reasoning"]):
                 self.record(text, "".join(parts["text"]), "".join(parts["reasoning"]))
 
 
@@ -191,14 +196,18 @@ class AsyncConversation(_Turns):
         """Like :meth:`stream`, with the reasoning too. Stopped early, what arrived is kept."""
         parts: dict[str, list[str]] = {"text": [], "reasoning": []}
         stream = await self._client.chat.completions.create(**self.request(text, True, params))
+        failed = False
         try:
             async for chunk in stream:
                 for d in self.deltas(chunk):
                     parts[d.kind].append(d.text)
                     yield d
+        except Exception:
+            failed = True
+            raise
         finally:
             await stream.close()
-            if parts["text"] or parts["reasoning"]:
+            if not failed and (parts["text"] or parts["reasoning"]):
                 self.record(text, "".join(parts["text"]), "".join(parts["reasoning"]))
 
 
