@@ -48,7 +48,7 @@ def bodies_since(env: Env, mark: int) -> list[dict[str, object]]:
 @pytest.mark.parametrize("display", ["markdown", "plain"])
 def test_interactive_session(env: Env, key: str, tmp_path: Path, display: str) -> None:
     mark = env.sim.recorded
-    child = spawn(env, key, tmp_path, "--model", "grok-3", *(["--plain"] if display == "plain" else []))
+    child = spawn(env, key, tmp_path, "--model", "grok-4.3", *(["--plain"] if display == "plain" else []))
     try:
         child.sendline("hello")
         child.expect(r"\[turn 1\] You said: hello")
@@ -89,7 +89,7 @@ def test_interactive_session(env: Env, key: str, tmp_path: Path, display: str) -
 
     bodies = bodies_since(env, mark)
     assert all(b["stream"] is True for b in bodies)
-    assert [b["model"] for b in bodies] == ["grok-3", "grok-3", "grok-3-mini", "grok-3-mini", "grok-3-mini"]
+    assert [b["model"] for b in bodies] == ["grok-4.3", "grok-4.3", "grok-3-mini", "grok-3-mini", "grok-3-mini"]
     data = json.loads(saved.read_text())
     assert data["model"] == "grok-3-mini"
     assert [m["role"] for m in data["messages"]] == ["user", "assistant"] * 5
@@ -103,10 +103,10 @@ def test_interactive_session(env: Env, key: str, tmp_path: Path, display: str) -
 
 def test_commands_new_system_models_and_unknown(env: Env, key: str, tmp_path: Path) -> None:
     mark = env.sim.recorded
-    child = spawn(env, key, tmp_path, "--model", "grok-3", "--system", "Be brief.")
+    child = spawn(env, key, tmp_path, "--model", "grok-4.3", "--system", "Be brief.")
     try:
         child.sendline("/models")
-        child.expect(r"\* grok-3\r?\n")
+        child.expect(r"\* grok-4\.3\r?\n")
         child.expect("you> ")
         child.sendline("one")
         child.expect(r"\[turn 1\] You said: one")
@@ -163,12 +163,12 @@ def run_chat(
 
 def test_one_shot_with_piped_stdin_prints_only_the_answer(env: Env, key: str, tmp_path: Path) -> None:
     mark = env.sim.recorded
-    result = run_chat(env, key, tmp_path, "summarise", "--model", "grok-3", stdin="my notes\n")
+    result = run_chat(env, key, tmp_path, "summarise", "--model", "grok-4.3", stdin="my notes\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "[turn 1] You said: summarise my notes\n"  # (the simulator folds whitespace)
     assert bodies_since(env, mark)[0]["messages"] == [{"role": "user", "content": "summarise\n\nmy notes"}]
     assert result.stderr == ""
-    piped_only = run_chat(env, key, tmp_path, "--model", "grok-3", stdin="just this")
+    piped_only = run_chat(env, key, tmp_path, "--model", "grok-4.3", stdin="just this")
     assert piped_only.stdout == "[turn 1] You said: just this\n"
 
 
@@ -209,7 +209,7 @@ def test_no_key_is_a_usage_error(env: Env, tmp_path: Path) -> None:
 
 
 def test_one_shot_mid_stream_failure(env: Env, key: str, tmp_path: Path) -> None:
-    result = run_chat(env, key, tmp_path, "cut [sim fault=cut after=2]", "--model", "grok-3")
+    result = run_chat(env, key, tmp_path, "cut [sim fault=cut after=2]", "--model", "grok-4.3")
     assert result.returncode == 1
     assert result.stderr.startswith("grok-api chat:")
 
@@ -242,7 +242,7 @@ def test_a_client_only_install_chats_and_explains_the_rest(env: Env, key: str, t
             check=False,
         )
 
-    answered = run("chat", "hello", "--model", "grok-3")
+    answered = run("chat", "hello", "--model", "grok-4.3")
     assert (answered.returncode, answered.stdout) == (0, "[turn 1] You said: hello\n"), answered.stderr
     serve = run("serve")
     assert serve.returncode == 1

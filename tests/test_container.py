@@ -226,7 +226,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def chat(url: str, key: str) -> httpx.Response:
-    body = {"model": "grok-3", "messages": [{"role": "user", "content": "hello"}]}
+    body = {"model": "grok-4.3", "messages": [{"role": "user", "content": "hello"}]}
     return httpx.post(
         url + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30
     )
@@ -269,7 +269,7 @@ def test_a_streamed_answer_passes_the_proxy(stack: Stack) -> None:
         "exec", "-T", "gateway-2", "grok-api", "keys", "create", "--name", "ct-stream", "--json"
     )
     key = json.loads(made)["key"]
-    body = {"model": "grok-3", "stream": True, "messages": [{"role": "user", "content": "[sim tokens=50]"}]}
+    body = {"model": "grok-4.3", "stream": True, "messages": [{"role": "user", "content": "[sim tokens=50]"}]}
     with httpx.stream(
         "POST",
         stack.url("proxy") + "/v1/chat/completions",

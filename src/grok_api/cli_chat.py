@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # the openai SDK loads when a chat starts, not with every gro
 
 __all__ = ["chat", "describe_error", "entry"]
 
-DEFAULT_MODEL = "grok-4"
+DEFAULT_MODEL = "grok-4.3"
 
 
 def describe_error(exc: openai.OpenAIError, base_url: str) -> str:

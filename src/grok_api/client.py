@@ -6,7 +6,7 @@ Built on the ``openai`` SDK and importing nothing of the server, so ``pip instal
     from grok_api import Grok
 
     g = Grok()  # GROK_API_BASE_URL (default http://127.0.0.1:8000/v1) and GROK_API_KEY
-    convo = g.conversation("grok-4", system="You are terse.")
+    convo = g.conversation("grok-4.3", system="You are terse.")
     print(convo.say("Name a moon of Saturn."))
     for piece in convo.stream("And one of Jupiter?"):
         print(piece, end="", flush=True)
