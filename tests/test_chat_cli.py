@@ -89,7 +89,13 @@ def test_interactive_session(env: Env, key: str, tmp_path: Path, display: str) -
 
     bodies = bodies_since(env, mark)
     assert all(b["stream"] is True for b in bodies)
-    assert [b["model"] for b in bodies] == ["grok-4.3", "grok-4.3", "grok-3-mini", "grok-3-mini", "grok-3-mini"]
+    assert [b["model"] for b in bodies] == [
+        "grok-4.3",
+        "grok-4.3",
+        "grok-3-mini",
+        "grok-3-mini",
+        "grok-3-mini",
+    ]
     data = json.loads(saved.read_text())
     assert data["model"] == "grok-3-mini"
     assert [m["role"] for m in data["messages"]] == ["user", "assistant"] * 5
