@@ -4,13 +4,27 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run serve test lint typecheck pytest bench clean
+.PHONY: run serve test lint typecheck pytest bench clean lock
 
-$(STAMP): pyproject.toml
+# Installs exactly what requirements.lock pins (every transitive version, with hashes), then
+# the project itself. `make lock` refreshes the lock from pyproject.toml (after a dependency
+# changes); it runs pip-tools, pinned, from a venv of its own.
+LOCK := requirements.lock
+LOCK_VENV := .venv-lock
+PIP_TOOLS := pip-tools==7.6.2
+
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+lock:
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet $(PIP_TOOLS)
+	$(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+		--no-emit-index-url --no-emit-find-links --extra test --extra browser \
+		--output-file $(LOCK) pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/grok-api serve --demo
@@ -38,7 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/observability.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LOCK_VENV) .mypy_cache .pytest_cache .ruff_cache
 
 # Containers and docs (see docs/deployment.md, docs/configuration.md)
 .PHONY: container-test docs docs-check

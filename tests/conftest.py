@@ -25,6 +25,7 @@ import uvicorn
 
 from grok_api.app import create_app
 from grok_api.config import Settings
+from grok_api.server import uvicorn_options
 from grok_api.simulator import Simulator, SimulatorConfig, SimulatorThread
 from grok_api.store import Database, KeyRecord, KeyStore, Limits
 from grok_api.store.keys import NO_LIMITS
@@ -105,7 +106,7 @@ class ServedApp:
         self.app = create_app(settings)
         self.sock = free_socket()
         self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="on")
+        config = uvicorn.Config(self.app, lifespan="on", **uvicorn_options(settings))
         self.server = uvicorn.Server(config)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -221,6 +222,7 @@ def gateway_settings(data_dir: Path, sim: Simulator, **overrides: Any) -> Settin
         # retries, failover and breakers with gateways of its own
         "upstream_retries": 0,
         "breaker_threshold": 1000,
+        "upstream_cooldown_max": 0,  # a 429 test must not make the shared gateway rest a model
         "auth_failures_per_minute": 1_000_000,  # tests fail auth on purpose; test_bad_input.py covers it
         "key_cache_ttl": 0.2,
         "admin_key": ADMIN_KEY,

@@ -99,9 +99,7 @@ def test_failed_authentication_is_throttled_per_address(env: Env, tmp_path: Path
         err = assert_openai_error(r, 429)
         assert err["code"] == "too_many_auth_failures"
         assert int(r.headers["retry-after"]) >= 1
-        assert post_chat(served.base_url, good).status_code == 429  # the address waits, even with a key
-        admin = httpx.get(served.base_url + "/admin/keys", headers={"x-api-key": "wrong"})
-        assert admin.status_code == 429
+        assert post_chat(served.base_url, good).status_code == 200  # a key that verifies is never throttled
 
 
 def test_cors_is_off_unless_configured(env: Env, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ concurrency, budgets (and their seeding from the store), clocks, and Redis being
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -13,7 +14,7 @@ import redis.asyncio as aioredis
 
 from grok_api.config import Settings
 from grok_api.errors import QuotaExceeded, RateLimited, Unavailable
-from grok_api.limits import MemoryLimiter, RateLimiter, period_starts, reset_text
+from grok_api.limits import MemoryLimiter, RateLimiter, Ticket, period_starts, reset_text
 from grok_api.limits_redis import RedisLimiter
 from grok_api.store import Database, KeyRecord, Limits, UsageRow, UsageStore
 
@@ -231,3 +232,43 @@ async def test_concurrent_checks_are_batched_and_exact(redis_url: str, usage: Us
     assert sum(1 for r in results if not isinstance(r, BaseException)) == 25
     assert all(isinstance(r, RateLimited) for r in results if isinstance(r, BaseException))
     await client.aclose()
+
+
+async def test_concurrent_requests_cannot_overshoot_a_budget(make: Factory) -> None:
+    lim, k = make(), key(budget_total=100)
+    outcomes = await asyncio.gather(*(lim.acquire(k, 30) for _ in range(20)), return_exceptions=True)
+    tickets = [t for t in outcomes if isinstance(t, Ticket)]
+    assert sum(t.granted or 0 for t in tickets) == 100  # 30 + 30 + 30 + 10: reserved, not overshot
+    assert all(isinstance(e, QuotaExceeded) for e in outcomes if not isinstance(e, Ticket))
+    assert len(tickets) == 4
+    for t in tickets:
+        lim.settle(t, 5)  # each used less than it held: the rest is free again
+    await lim.aclose()
+    again = await lim.acquire(k, 1000)
+    assert again.granted == 80
+
+
+async def test_a_stream_keeps_its_concurrency_slot(redis_url: str, usage: UsageStore) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    a = RedisLimiter(client, usage, inflight_ttl=1.2)
+    k = key(concurrency=1)
+    try:
+        held = await a.acquire(k, 1)
+        await asyncio.sleep(3.0)  # longer than the lease: renewed while the request runs
+        with pytest.raises(RateLimited):
+            await a.acquire(k, 1)
+        a.settle(held, 0)
+        await a.aclose()
+        second = await a.acquire(k, 1)
+        # a process that dies stops renewing: its lease lapses and the slot is free again
+        assert a._renewer is not None
+        a._renewer.cancel()
+        a._held.clear()
+        b = RedisLimiter(client, usage, inflight_ttl=1.2)
+        await asyncio.sleep(2.0)
+        b.settle(await b.acquire(k, 1), 0)
+        await b.aclose()
+        assert second.request_id
+    finally:
+        await a.aclose()
+        await client.aclose()

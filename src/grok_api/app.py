@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from . import __version__, keyevents, logs, tracing
 from .api import admin, admin_stats, chat, dashboard, health, images, messages, models, web_images
 from .api.deps import Gateway
-from .auth import Authenticator
+from .auth import Authenticator, duplicate_credentials, duplicated
 from .config import Settings
 from .errors import GatewayError, InvalidRequest, for_status
 from .limits import MemoryLimiter, RateLimiter
@@ -94,7 +94,7 @@ def build_limiter(
         client,
         usage,
         fail_mode=settings.limits_fail_mode,
-        inflight_ttl=settings.upstream_read_timeout + 60,
+        inflight_ttl=90.0,  # a lease, renewed while the request runs
         on_fail_open=metrics.limiter_fail_open.inc,
     )
 
@@ -102,12 +102,15 @@ def build_limiter(
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    problems = settings.startup_problems()
+    if problems:
+        raise SettingsRefused("; ".join(problems))
     async with AsyncExitStack() as stack:
         demo_url = None
         if settings.demo:
-            from .simulator import Simulator
+            from .simulator import Simulator, SimulatorConfig
 
-            sim = Simulator()
+            sim = Simulator(SimulatorConfig(keep_requests=0))  # the demo's prompts are not kept
             await sim.start()
             stack.push_async_callback(sim.stop)
             demo_url = sim.base_url
@@ -133,7 +136,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.push_async_callback(router.aclose)
         stack.push_async_callback(auth.flush_last_used)
         usage_store = UsageStore(db)
-        recorder = UsageRecorder(usage_store, on_flush_error=metrics.usage_flush_errors.inc)
+        recorder = UsageRecorder(
+            usage_store,
+            on_flush_error=metrics.usage_flush_errors.inc,
+            max_pending=settings.usage_max_pending,
+            on_dropped=metrics.usage_rows_dropped.inc,
+            on_folded=metrics.usage_rows_folded.inc,
+        )
         stack.push_async_callback(recorder.flush)  # the last usage, after in-flight requests
         limiter = build_limiter(settings, usage_store, metrics, client)
         stack.push_async_callback(limiter.aclose)
@@ -170,6 +179,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
 
 
+class SettingsRefused(RuntimeError):
+    """The settings are unsafe or unusable; the gateway does not start."""
+
+
 class GatewayApp(FastAPI):
     """FastAPI, with the surfaces' POST endpoints (``hot``: path → Surface) served by the
     pipeline before FastAPI's routing (the hot path).
@@ -199,6 +212,9 @@ class GatewayApp(FastAPI):
             if surface is not None:
                 await serve(self.state.gateway, surface, scope, receive, send)
                 return
+        if scope["type"] == "http" and (twice := duplicate_credentials(scope["headers"])):
+            await error_response(duplicated(twice))(scope, receive, send)
+            return
         if scope["type"] == "http":
             await self.state.gateway.observer.around(super().__call__, scope, receive, send)
             return
@@ -214,6 +230,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         lifespan=_lifespan,
         docs_url="/docs",
         redoc_url=None,
+        redirect_slashes=False,  # a redirect would be built from the request's Host header
     )
     app.state.settings = settings
     app.hot = {chat.PATH: chat.SURFACE, messages.PATH: messages.SURFACE, images.PATH: images.SURFACE}

@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 
-from .errors import AuthenticationFailed, PermissionDenied, RateLimited
+from .errors import AuthenticationFailed, InvalidRequest, PermissionDenied, RateLimited
 from .store.keys import KeyRecord, KeyStore, hash_key
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,24 @@ _MISSING = (
     "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' "
     "(or 'x-api-key: <key>'); the operator issues keys with 'grok-api keys create'."
 )
+
+
+_CREDENTIAL_HEADERS = (b"authorization", b"x-api-key")
+
+
+def duplicate_credentials(raw: list[tuple[bytes, bytes]]) -> str | None:
+    """The name of a credential header sent more than once (which one counts would be a guess)."""
+    seen: set[bytes] = set()
+    for name, _ in raw:
+        if name in _CREDENTIAL_HEADERS:
+            if name in seen:
+                return name.decode()
+            seen.add(name)
+    return None
+
+
+def duplicated(name: str) -> InvalidRequest:
+    return InvalidRequest(f"The '{name}' header was sent more than once; send it once.", param=name)
 
 
 def key_from_headers(headers: Mapping[str, str]) -> str | None:
@@ -39,8 +57,9 @@ class FailureThrottle:
     """Counts failed authentications per client address; past the limit, that address is refused.
 
     A sliding minute per address (kept for at most ``max_clients`` addresses, least recent
-    dropped). Guessing a 256-bit key is hopeless anyway; this keeps guessers from costing the
-    store a query each, and shows up as 429s in their logs rather than ours.
+    dropped). Guessing a 256-bit key is hopeless anyway; this turns a guesser's 401s into 429s
+    and keeps their guesses out of the key cache. A key that verifies is never refused by it, so
+    guessers behind the same address (a NAT, a reverse proxy) cannot lock out valid keys.
     """
 
     def __init__(self, per_minute: int, *, max_clients: int = 100_000) -> None:
@@ -48,19 +67,27 @@ class FailureThrottle:
         self.max_clients = max_clients
         self._failures: OrderedDict[str, list[float]] = OrderedDict()
 
-    def check(self, client: str) -> None:
+    def over(self, client: str) -> float | None:
+        """Seconds until ``client`` may fail again, if it is past the limit; else None."""
         times = self._failures.get(client)
         if not times:
-            return
+            return None
         now = time.monotonic()
         while times and times[0] <= now - 60:
             times.pop(0)
-        if len(times) >= self.per_minute:
-            raise RateLimited(
-                "Too many failed authentications from this address; wait before trying again.",
-                retry_after=times[0] + 60 - now,
-                code="too_many_auth_failures",
-            )
+        return times[0] + 60 - now if len(times) >= self.per_minute else None
+
+    def refuse(self, client: str, error: AuthenticationFailed) -> AuthenticationFailed | RateLimited:
+        """Counts one failure of ``client``: the error to answer, a 429 once it is past the limit."""
+        wait = self.over(client)
+        self.failed(client)
+        if wait is None:
+            return error
+        return RateLimited(
+            "Too many failed authentications from this address; wait before trying again.",
+            retry_after=wait,
+            code="too_many_auth_failures",
+        )
 
     def failed(self, client: str) -> None:
         times = self._failures.setdefault(client, [])
@@ -77,6 +104,7 @@ class Authenticator:
         self, store: KeyStore, *, ttl: float, max_entries: int = 50_000, failures_per_minute: int = 30
     ) -> None:
         self.throttle = FailureThrottle(failures_per_minute)
+        self.admin_throttle = FailureThrottle(failures_per_minute)  # the admin key's own
         self.store = store
         self.ttl = ttl
         self.max_entries = max_entries
@@ -85,19 +113,19 @@ class Authenticator:
         self._last_used: dict[str, int] = {}
 
     async def authenticate(self, headers: Mapping[str, str], client: str = "") -> KeyRecord:
-        """The key's record; 401 for a missing or bad key, 429 for an address that keeps failing."""
-        self.throttle.check(client)
+        """The key's record; 401 for a missing or bad key, 429 for an address that keeps failing.
+
+        A key that verifies is served whatever its address did before."""
         key = key_from_headers(headers)
         if key is None:
             raise AuthenticationFailed(_MISSING)
-        record = await self._lookup(hash_key(key))
+        record = await self._lookup(hash_key(key), remember_misses=self.throttle.over(client) is None)
         if record is None:
-            self.throttle.failed(client)
-            raise AuthenticationFailed("Incorrect API key provided.")
+            raise self.throttle.refuse(client, AuthenticationFailed("Incorrect API key provided."))
         status = record.status()
         if status != "active":
-            self.throttle.failed(client)
-            raise AuthenticationFailed(f"This API key has been {status}.", code=f"key_{status}")
+            error = AuthenticationFailed(f"This API key has been {status}.", code=f"key_{status}")
+            raise self.throttle.refuse(client, error)
         self._last_used[record.id] = int(time.time())
         return record
 
@@ -106,7 +134,7 @@ class Authenticator:
         if not record.allows(model):
             raise PermissionDenied(f"This API key is not allowed to use the model '{model}'.", param="model")
 
-    async def _lookup(self, digest: str) -> KeyRecord | None:
+    async def _lookup(self, digest: str, *, remember_misses: bool = True) -> KeyRecord | None:
         now = time.monotonic()
         hit = self._cache.get(digest)
         if hit is not None and hit[0] > now:
@@ -125,7 +153,8 @@ class Authenticator:
             raise
         finally:
             del self._pending[digest]
-        self._remember(digest, record, now)
+        if record is not None or remember_misses:  # a throttled guesser does not fill the cache
+            self._remember(digest, record, now)
         return record
 
     def _remember(self, digest: str, record: KeyRecord | None, now: float) -> None:

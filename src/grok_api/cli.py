@@ -62,13 +62,16 @@ def simulate(
 
 
 @app.command()
-def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    demo: Annotated[bool, typer.Option("--demo", help="Check the set-up of 'serve --demo'.")] = False,
+) -> None:
     """Check the set-up for unsafe or broken settings; exit status 1 if anything needs attention."""
     from dataclasses import asdict
 
     from .doctor import diagnose, environment_note, has_problems
 
-    findings = asyncio.run(diagnose(settings_from()))
+    findings = asyncio.run(diagnose(settings_from(demo=demo or None)))
     if as_json:
         typer.echo(json.dumps([asdict(f) for f in findings], indent=2))
     else:

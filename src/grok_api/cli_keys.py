@@ -92,10 +92,17 @@ def _print_json(obj: Any) -> None:
     typer.echo(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode())
 
 
+def _text(value: str, what: str, longest: int) -> str:
+    """A name or id as the store keeps it: printable (no control characters), not too long."""
+    if not value.isprintable() or len(value) > longest:
+        raise typer.BadParameter(f"{what} must be printable text of at most {longest} characters")
+    return value
+
+
 def _models(text: str | None) -> list[str] | None:
     if text is None or text.strip().lower() == "all":
         return None
-    allowed = [m.strip() for m in text.split(",") if m.strip()]
+    allowed = [_text(m.strip(), "a model id", 256) for m in text.split(",") if m.strip()]
     if not allowed:
         raise typer.BadParameter("--models needs at least one model id (or 'all')")
     return allowed
@@ -120,6 +127,7 @@ def keys_create(
     as_json: AsJson = False,
 ) -> None:
     """Issue a key. It is printed once and stored only as a hash."""
+    name = _text(name, "--name", 200)
     seconds = parse_duration(expires_in) if expires_in else None
     allowed = _models(models)
     limits = Limits(rpm, tpm, concurrency, daily_tokens, monthly_tokens, total_tokens)
@@ -167,7 +175,7 @@ def keys_update(
     record = run_db(
         lambda db: KeyStore(db).update(
             key_id,
-            name=UNSET if name is None else name,
+            name=UNSET if name is None else _text(name, "--name", 200),
             expires_at=expires,
             models=UNSET if models is None else _models(models),
             limits=limits,

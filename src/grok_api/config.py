@@ -8,14 +8,59 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from platformdirs import user_data_dir
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+MIN_ADMIN_KEY_CHARS = 32
+
 
 def _default_data_dir() -> Path:
     return Path(user_data_dir("grok-api", appauthor=False))
+
+
+def public_url(url: str) -> str:
+    """A URL as it may be shown (banner, /ready, /metrics, logs): scheme, host, port and path only."""
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<unparsable URL>"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}{f':{port}' if port else ''}{parts.path}"
+
+
+def url_credential_problems(settings: Settings) -> list[str]:
+    """Upstream base URLs that carry credentials or a query: refused, since they would be shown
+    and sent in ways the operator did not mean (credentials go in XAI_API_KEY / the cookies)."""
+    problems = []
+    for env, value in (
+        ("GROK_API_XAI_BASE_URL", settings.xai_base_url),
+        ("GROK_API_WEB_BASE_URL", settings.web_base_url),
+        ("GROK_API_WEB_ASSETS_URL", settings.web_assets_url),
+    ):
+        for url in value.split(","):
+            try:
+                parts = urlsplit(url.strip())
+                parts.port  # noqa: B018 - raises on a bad port
+            except ValueError:
+                problems.append(f"{env} has a URL that cannot be parsed: {public_url(url)}")
+                continue
+            if parts.username is not None or parts.password is not None:
+                problems.append(
+                    f"{env} carries credentials (user:password@) in {public_url(url)}: remove them; "
+                    "upstream credentials go in XAI_API_KEY or GROK_API_WEB_COOKIES"
+                )
+            if parts.query or parts.fragment:
+                problems.append(
+                    f"{env} has a query string or fragment ({public_url(url)}?…): base URLs take none; "
+                    "put tokens in XAI_API_KEY"
+                )
+    return problems
 
 
 class Settings(BaseSettings):
@@ -144,6 +189,45 @@ class Settings(BaseSettings):
         description="How many recent requests each instance keeps in memory for the dashboard.",
     )
 
+    # Hardening (issue 10): who may send forwarded headers, how big and how slow a request may
+    # be, how many connections at once, and whether /metrics and /ready's details need the admin key.
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses (or '*') of reverse proxies whose X-Forwarded-For is "
+        "believed; unset: none, the peer address is the client",
+    )
+    max_header_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Request line + headers larger than this get a 431"
+    )
+    request_header_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds for a request's headers to arrive before a 408"
+    )
+    request_body_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds between pieces of a request body before a 408"
+    )
+    max_connections: int = Field(
+        default=4096, ge=1, description="Open client connections at most; past it, new ones get a 503"
+    )
+    private_status: bool = Field(
+        default=False,
+        description="Serve /metrics and /ready's details to the admin key only (/ready still says ready)",
+    )
+    upstream_cooldown_max: float = Field(
+        default=60.0,
+        ge=0,
+        description="After an upstream 429, that target rests for that model for its Retry-After, "
+        "at most this many seconds (0: never rests)",
+    )
+    max_json_elements: int = Field(
+        default=100_000,
+        ge=100,
+        description="JSON values a request body may hold, counted as its commas and opening brackets "
+        "outside strings; more is a 400, refused before parsing",
+    )
+    usage_max_pending: int = Field(
+        default=100_000, ge=100, description="Usage rows held while the store is away, at most"
+    )
+
     @field_validator(
         "proxy",
         "redis_url",
@@ -158,6 +242,25 @@ class Settings(BaseSettings):
     def _blank_is_none(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v
 
+    @field_validator("admin_key", mode="before")
+    @classmethod
+    def _blank_admin_key_is_unset(cls, v: object) -> object:
+        if isinstance(v, SecretStr):
+            v = v.get_secret_value()
+        return None if isinstance(v, str) and not v.strip() else v
+
+    def startup_problems(self) -> list[str]:
+        """Settings a gateway refuses to start with (``doctor`` reports them as errors)."""
+        problems = []
+        admin = self.admin_key.get_secret_value() if self.admin_key else ""
+        if admin and len(admin) < MIN_ADMIN_KEY_CHARS:
+            problems.append(
+                f"GROK_API_ADMIN_KEY is {len(admin)} characters; use at least {MIN_ADMIN_KEY_CHARS} "
+                "random ones (e.g. openssl rand -hex 32), or leave it unset to turn the admin API off"
+            )
+        problems += url_credential_problems(self)
+        return problems
+
     @field_validator("proxy")
     @classmethod
     def _proxy_scheme(cls, v: str | None) -> str | None:
@@ -166,8 +269,13 @@ class Settings(BaseSettings):
         return v
 
     def resolved_database_url(self) -> str:
-        """The SQLAlchemy async URL: users write ``postgresql://`` or ``sqlite:///``."""
+        """The SQLAlchemy async URL: users write ``postgresql://`` or ``sqlite:///``.
+
+        Demo mode always has a store of its own (``demo.db`` in the data dir), so that a demo key
+        can never be accepted by a gateway serving a real upstream."""
         url = self.database_url or f"sqlite:///{self.data_dir / 'grok-api.db'}"
+        if self.demo:
+            url = f"sqlite:///{self.data_dir / 'demo.db'}"
         for plain, driver in (
             ("postgresql://", "postgresql+asyncpg://"),
             ("postgres://", "postgresql+asyncpg://"),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .config import Settings
+from .config import MIN_ADMIN_KEY_CHARS, Settings
 from .store import Database, KeyStore
 
 _ALL_INTERFACES = ("0.0.0.0", "::", "", "[::]")
@@ -39,10 +39,13 @@ def check_settings(settings: Settings) -> list[Finding]:
                 f"listening on all interfaces ({settings.host or '*'}) over plain HTTP: put TLS in front",
             )
         )
+    out += [Finding("error", "settings", problem) for problem in settings.startup_problems()]
     admin = settings.admin_key.get_secret_value() if settings.admin_key else ""
     if not admin:
         out.append(Finding("ok", "admin", "admin API off (GROK_API_ADMIN_KEY unset)"))
-    elif len(admin) < 32 or len(set(admin)) < 10:
+    elif len(admin) < MIN_ADMIN_KEY_CHARS:
+        out.append(Finding("error", "admin", "GROK_API_ADMIN_KEY is too short: the gateway refuses to start"))
+    elif len(set(admin)) < 10:
         out.append(
             Finding(
                 "warn",
@@ -58,10 +61,8 @@ def check_settings(settings: Settings) -> list[Finding]:
                 "GROK_API_PROXY carries a password in the environment, where every process of this user can read it: keep it in an owner-only .env file",
             )
         )
-    if not settings.xai_api_key and not settings.web_cookies and not settings.demo:
-        out.append(
-            Finding("error", "upstream", "no upstream credentials: set XAI_API_KEY or GROK_API_WEB_COOKIES")
-        )
+    if settings.demo:
+        out.append(Finding("ok", "upstream", "demo mode: the built-in simulator is the upstream"))
     if settings.web_cookies:
         cookies = settings.web_cookies.get_secret_value()
         for name in ("sso", "cf_clearance"):
@@ -150,8 +151,32 @@ async def check_services(settings: Settings) -> list[Finding]:
     return out
 
 
+async def check_upstream(settings: Settings) -> list[Finding]:
+    """No upstream credentials is an error, unless a demo gateway (``serve --demo``) is running:
+    its key lives in the demo's own store only while it runs."""
+    if settings.xai_api_key or settings.web_cookies or settings.demo:
+        return []
+    demo = settings.model_copy(update={"demo": True})
+    if (settings.data_dir / "demo.db").exists():
+        db = await Database.open(demo.resolved_database_url())
+        try:
+            running = any(k.status() == "active" for k in await KeyStore(db).list())
+        finally:
+            await db.close()
+        if running:
+            return [
+                Finding(
+                    "ok",
+                    "upstream",
+                    "demo mode: a demo gateway is running with the built-in simulator (no credentials "
+                    "needed); set XAI_API_KEY or GROK_API_WEB_COOKIES to serve Grok",
+                )
+            ]
+    return [Finding("error", "upstream", "no upstream credentials: set XAI_API_KEY or GROK_API_WEB_COOKIES")]
+
+
 async def diagnose(settings: Settings) -> list[Finding]:
-    return check_settings(settings) + await check_services(settings)
+    return check_settings(settings) + await check_upstream(settings) + await check_services(settings)
 
 
 def has_problems(findings: list[Finding]) -> bool:

@@ -10,9 +10,11 @@ Algorithms: requests per minute use GCRA (a burst of up to the whole minute's al
 one request every ``60/rpm`` seconds); tokens per minute use a token bucket holding ``tpm``
 tokens and refilled continuously, from which each request *reserves* its prompt estimate plus
 its ``max_tokens`` up front and is reconciled with what it really used when it ends (the
-difference is refunded, or charged). Concurrency counts requests in flight. Budgets compare the
-tokens used today (UTC), this month and in total with the key's budgets; requests already in
-flight when a budget runs out still finish.
+difference is refunded, or charged). Concurrency counts requests in flight. Budgets are
+reserved against like the bucket: a request is granted at most what is left of each budget
+(today's (UTC), this month's, the total) after what was used and what the requests in flight
+hold (``Ticket.granted``; the pipeline caps ``max_tokens`` to it), so concurrent requests
+overshoot a budget only by what an upstream sends past ``max_tokens``.
 
 ``acquire`` admits a request or raises ``RateLimited`` (429 with ``Retry-After``) or
 ``QuotaExceeded`` (429, ``insufficient_quota``); ``settle`` ends it. Every admitted request gets
@@ -69,6 +71,7 @@ class Decision:
     requests_reset: float = 0.0
     tokens_remaining: int = -1
     tokens_reset: float = 0.0
+    granted: int = -1  # tokens grantable under the key's budgets (-1: it has none)
 
 
 @dataclass(slots=True)
@@ -81,6 +84,7 @@ class Ticket:
     request_id: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     checked: bool = False  # False: the key has no limits, or the limiter was down (fail open)
+    granted: int | None = None  # tokens this request may use under the key's budgets (None: no budget)
 
 
 def rate_headers(limits: Limits, d: Decision) -> dict[str, str]:
@@ -140,7 +144,46 @@ def refusal(limits: Limits, d: Decision, now: float) -> RateLimited:
     )
 
 
+class Refusals:
+    """Keys refused lately for their requests per minute or a budget, remembered for the wait
+    the refusal named (at most ``horizon`` seconds, so that a raised limit soon counts), so that
+    :meth:`check` can refuse such a key before its body is read and parsed. A dict lookup; no
+    store or Redis round trip. Token and concurrency refusals depend on the request and the
+    moment, so they are not remembered."""
+
+    def __init__(self, *, horizon: float = 5.0, max_keys: int = 10_000) -> None:
+        self.horizon = horizon
+        self.max_keys = max_keys
+        self._until: dict[str, tuple[float, RateLimited]] = {}
+
+    def remember(self, key_id: str, exc: RateLimited, reason: int) -> RateLimited:
+        if reason in (REQUESTS, BUDGET_DAY, BUDGET_MONTH, BUDGET_TOTAL):
+            wait = min(exc.retry_after if exc.retry_after is not None else self.horizon, self.horizon)
+            if len(self._until) >= self.max_keys:
+                self._until.clear()
+            self._until[key_id] = (time.monotonic() + wait, exc)
+        return exc
+
+    def check(self, key_id: str) -> None:
+        """Raises a fresh copy of the key's recent refusal while it holds."""
+        if not self._until:
+            return
+        hit = self._until.get(key_id)
+        if hit is None:
+            return
+        until, exc = hit
+        left = until - time.monotonic()
+        if left <= 0:
+            del self._until[key_id]
+            return
+        headers = {k: v for k, v in exc.headers.items() if k != "Retry-After"}
+        retry = left if exc.retry_after is not None else None
+        raise type(exc)(exc.message, retry_after=retry, headers=headers, code=exc.code)
+
+
 class RateLimiter(Protocol):
+    refusals: Refusals
+
     async def acquire(self, key: KeyRecord, reserve: int) -> Ticket:
         """Admits one request reserving ``reserve`` tokens, or raises the 429 (or 503)."""
         ...
@@ -168,6 +211,7 @@ class _KeyState:
     tokens: float | None = None  # token bucket level (None: full)
     tokens_at: float = 0.0
     inflight: int = 0
+    budget_reserved: int = 0  # tokens the requests in flight hold against the budgets
     seeded: bool = False
     day: int = 0
     day_used: int = 0
@@ -191,6 +235,7 @@ class MemoryLimiter:
         self.wall = wall
         self._keys: dict[str, _KeyState] = {}
         self._periods = (0, 0, 0.0)  # day start, month start, and when they stop being current
+        self.refusals = Refusals()
 
     def describe(self) -> str:
         return "memory"
@@ -216,17 +261,32 @@ class MemoryLimiter:
         reserve = min(reserve, limits.tpm) if limits.tpm else reserve
         d = self._check(limits, state, reserve, self.clock())
         if not d.allowed:
-            raise refusal(limits, d, wall)
-        return Ticket(key.id, limits, reserve, headers=rate_headers(limits, d), checked=True)
+            raise self.refusals.remember(key.id, refusal(limits, d, wall), d.reason)
+        granted = d.granted if d.granted >= 0 else None
+        return Ticket(key.id, limits, reserve, headers=rate_headers(limits, d), checked=True, granted=granted)
+
+    @staticmethod
+    def _budget_room(limits: Limits, st: _KeyState, reserve: int) -> tuple[int, int]:
+        """(the refusing budget or 0, the tokens grantable under every budget: at most ``reserve``,
+        after what was used and what requests in flight reserved; -1 when the key has none)."""
+        room = -1
+        for reason, budget, used in (
+            (BUDGET_DAY, limits.budget_day, st.day_used),
+            (BUDGET_MONTH, limits.budget_month, st.month_used),
+            (BUDGET_TOTAL, limits.budget_total, st.total_used),
+        ):
+            if budget is not None:
+                left = budget - used - st.budget_reserved
+                if left <= 0:
+                    return reason, 0
+                room = min(left, reserve if room < 0 else room)
+        return 0, room
 
     def _check(self, limits: Limits, st: _KeyState, reserve: int, now: float) -> Decision:
-        if limits.budget_day is not None and st.day_used >= limits.budget_day:
-            return Decision(False, BUDGET_DAY)
-        if limits.budget_month is not None and st.month_used >= limits.budget_month:
-            return Decision(False, BUDGET_MONTH)
-        if limits.budget_total is not None and st.total_used >= limits.budget_total:
-            return Decision(False, BUDGET_TOTAL)
-        d = Decision(True)
+        refused, room = self._budget_room(limits, st, reserve)
+        if refused:
+            return Decision(False, refused)
+        d = Decision(True, granted=room)
         new_tat = 0.0
         if limits.rpm:
             period = 60.0 / limits.rpm
@@ -255,14 +315,21 @@ class MemoryLimiter:
         if limits.tpm:
             st.tokens, st.tokens_at = level, now
         st.inflight += 1
+        st.budget_reserved += max(room, 0)
         return d
 
     async def _seed(self, key_id: str, st: _KeyState, wall: float) -> None:
-        st.day, st.month = self._current_periods(wall)
+        """Reads the budget counters from the store, once: concurrent first requests all wait
+        for a read, and only the first to return applies it (a later one would overwrite what
+        requests admitted meanwhile have used)."""
+        day, month = self._current_periods(wall)
+        used = [0, 0, 0]
         if self.usage is not None:
-            st.day_used, st.month_used, st.total_used = await self.usage.tokens_since(
-                key_id, st.day, st.month, 0
-            )
+            used = await self.usage.tokens_since(key_id, day, month, 0)
+        if st.seeded:
+            return
+        st.day, st.month = day, month
+        st.day_used, st.month_used, st.total_used = used
         st.seeded = True
 
     def _roll_periods(self, st: _KeyState, wall: float) -> None:
@@ -279,6 +346,7 @@ class MemoryLimiter:
         if st is None:
             return
         st.inflight = max(0, st.inflight - 1)
+        st.budget_reserved = max(0, st.budget_reserved - (ticket.granted or 0))
         if ticket.limits.tpm and st.tokens is not None:
             st.tokens = min(float(ticket.limits.tpm), st.tokens + ticket.reserved - used_tokens)
         st.day_used += used_tokens

@@ -9,6 +9,7 @@ budget counters) is a second script, run after the answer is sent, off the reque
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -18,7 +19,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
-from .limits import Decision, Ticket, fail, new_request_id, period_starts, rate_headers, refusal
+from .limits import Decision, Refusals, Ticket, fail, new_request_id, period_starts, rate_headers, refusal
 from .store.keys import KeyRecord, Limits
 from .store.usage import UsageStore
 
@@ -43,29 +44,52 @@ local year = yoe + era * 400 + ((mon <= 2) and 1 or 0)
 local month = year * 12 + mon - 1
 """
 
-# KEYS: state hash, in-flight set
+# KEYS: state hash, in-flight set, budget reservations (hash: request id -> tokens)
 # ARGV: rpm, tpm, concurrency, budget_day, budget_month, budget_total, reserve, request id, in-flight ttl ms
-# -> {allowed, reason, retry_ms, requests_remaining, requests_reset_ms, tokens_remaining, tokens_reset_ms}
+# -> {allowed, reason, retry_ms, requests_remaining, requests_reset_ms, tokens_remaining, tokens_reset_ms,
+#     tokens granted under the budgets (-1: no budget)}
 # reason 9: the budget counters are missing (first use, or Redis lost them): seed them, ask again.
+# In-flight requests (for concurrency and budget reservations) hold a lease in the set, renewed
+# by their process while they run; the leases of a process that died lapse, with their reservations.
 _ACQUIRE = (
     _CLOCK
     + """
 local rpm, tpm, conc = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local bd, bm, bt = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local reserve, rid, ttl = tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9])
+local budgets = bd > 0 or bm > 0 or bt > 0
 local s = redis.call('HMGET', KEYS[1], 'tat', 'level', 'at', 'day', 'day_used', 'month', 'month_used', 'total_used')
-if (bd > 0 or bm > 0 or bt > 0) then
-  if not s[8] then return {0, 9, 0, -1, 0, -1, 0} end
-  if bd > 0 and tonumber(s[4]) == day and tonumber(s[5]) >= bd then return {0, 4, 0, -1, 0, -1, 0} end
-  if bm > 0 and tonumber(s[6]) == month and tonumber(s[7]) >= bm then return {0, 5, 0, -1, 0, -1, 0} end
-  if bt > 0 and tonumber(s[8]) >= bt then return {0, 6, 0, -1, 0, -1, 0} end
+if budgets and not s[8] then return {0, 9, 0, -1, 0, -1, 0, -1} end
+if conc > 0 or budgets then
+  for _, gone in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
+    redis.call('HDEL', KEYS[3], gone)
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+end
+local grant = -1
+if budgets then
+  local reserved = 0
+  for _, v in ipairs(redis.call('HVALS', KEYS[3])) do reserved = reserved + tonumber(v) end
+  local left = reserve
+  local function room(budget, used, reason)
+    local r = budget - used - reserved
+    if r <= 0 then return reason end
+    if r < left then left = r end
+    return 0
+  end
+  local refused = 0
+  if bd > 0 then refused = room(bd, (tonumber(s[4]) == day) and tonumber(s[5]) or 0, 4) end
+  if refused == 0 and bm > 0 then refused = room(bm, (tonumber(s[6]) == month) and tonumber(s[7]) or 0, 5) end
+  if refused == 0 and bt > 0 then refused = room(bt, tonumber(s[8]), 6) end
+  if refused > 0 then return {0, refused, 0, -1, 0, -1, 0, -1} end
+  grant = left
 end
 local rq_left, rq_reset, new_tat = -1, 0, 0
 if rpm > 0 then
   local period = 60000 / rpm
   local tat = math.max(tonumber(s[1]) or 0, now)
   if tat - (60000 - period) > now then
-    return {0, 1, math.ceil(tat - (60000 - period) - now), 0, math.ceil(tat - now), -1, 0}
+    return {0, 1, math.ceil(tat - (60000 - period) - now), 0, math.ceil(tat - now), -1, 0, -1}
   end
   new_tat = tat + period
   rq_left = math.floor((60000 - (new_tat - now)) / period + 1e-9)
@@ -76,19 +100,22 @@ if tpm > 0 then
   local rate = tpm / 60000
   level = math.min(tpm, (tonumber(s[2]) or tpm) + (now - (tonumber(s[3]) or now)) * rate)
   if level < reserve then
-    return {0, 2, math.ceil((reserve - level) / rate), rq_left, rq_reset, math.floor(level), 0}
+    return {0, 2, math.ceil((reserve - level) / rate), rq_left, rq_reset, math.floor(level), 0, -1}
   end
   level = level - reserve
   tk_left = math.floor(level)
   tk_reset = math.ceil((tpm - level) / rate)
 end
-if conc > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-  if redis.call('ZCARD', KEYS[2]) >= conc then
-    return {0, 3, 1000, rq_left, rq_reset, tk_left, tk_reset}
-  end
+if conc > 0 and redis.call('ZCARD', KEYS[2]) >= conc then
+  return {0, 3, 1000, rq_left, rq_reset, tk_left, tk_reset, -1}
+end
+if conc > 0 or budgets then
   redis.call('ZADD', KEYS[2], now + ttl, rid)
   redis.call('PEXPIRE', KEYS[2], ttl + 1000)
+end
+if budgets then
+  redis.call('HSET', KEYS[3], rid, grant)
+  redis.call('PEXPIRE', KEYS[3], ttl + 1000)
 end
 if rpm > 0 and tpm > 0 then
   redis.call('HSET', KEYS[1], 'tat', tostring(new_tat), 'level', tostring(level), 'at', tostring(now))
@@ -98,7 +125,18 @@ elseif tpm > 0 then
   redis.call('HSET', KEYS[1], 'level', tostring(level), 'at', tostring(now))
 end
 redis.call('PEXPIRE', KEYS[1], 2764800000)
-return {1, 0, 0, rq_left, rq_reset, tk_left, tk_reset}
+return {1, 0, 0, rq_left, rq_reset, tk_left, tk_reset, grant}
+"""
+)
+
+# KEYS: in-flight set, budget reservations. ARGV: ttl ms, request ids held by this process
+_RENEW = (
+    _CLOCK
+    + """
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) + 1000)
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[1]) + 1000) end
+return 1
 """
 )
 
@@ -120,7 +158,10 @@ if used > 0 and s[7] then
   redis.call('HSET', KEYS[1], 'day', day, 'day_used', d + used, 'month', month, 'month_used', m + used,
              'total_used', tonumber(s[7]) + used)
 end
-if ARGV[4] ~= '' then redis.call('ZREM', KEYS[2], ARGV[4]) end
+if ARGV[4] ~= '' then
+  redis.call('ZREM', KEYS[2], ARGV[4])
+  redis.call('HDEL', KEYS[3], ARGV[4])
+end
 redis.call('PEXPIRE', KEYS[1], 2764800000)
 return 1
 """
@@ -140,7 +181,7 @@ _NEEDS_SEED = 9
 
 def _keys(key_id: str) -> list[str]:
     tag = f"grok-api:{{gk:{key_id}}}"
-    return [tag, f"{tag}:inflight"]
+    return [tag, f"{tag}:inflight", f"{tag}:reserved"]
 
 
 def _day_month(wall: float) -> tuple[int, int]:
@@ -166,7 +207,7 @@ class RedisLimiter:
         usage: UsageStore | None,
         *,
         fail_mode: str = "open",
-        inflight_ttl: float = 900.0,
+        inflight_ttl: float = 90.0,
         on_fail_open: Callable[[], None] = lambda: None,
     ) -> None:
         self.client = client
@@ -174,11 +215,14 @@ class RedisLimiter:
         self.fail_mode = fail_mode
         self.inflight_ttl_ms = int(inflight_ttl * 1000)
         self.on_fail_open = on_fail_open
-        self._scripts = {"acquire": _ACQUIRE, "settle": _SETTLE, "seed": _SEED}
+        self._scripts = {"acquire": _ACQUIRE, "settle": _SETTLE, "seed": _SEED, "renew": _RENEW}
         self._sha = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in self._scripts.items()}  # noqa: S324 - Redis names scripts by SHA-1
         self._calls: list[_Call] = []
         self._flusher: asyncio.Task[None] | None = None
         self._last_warning = 0.0
+        self.refusals = Refusals()
+        self._held: dict[str, str] = {}  # request id -> key id: leases this process renews
+        self._renewer: asyncio.Task[None] | None = None
 
     def describe(self) -> str:
         return "redis"
@@ -204,10 +248,31 @@ class RedisLimiter:
             bool(raw[0]), int(raw[1]), raw[2] / 1000, int(raw[3]), raw[4] / 1000, int(raw[5]), raw[6] / 1000
         )
         if not d.allowed:
-            raise refusal(limits, d, wall)
+            raise self.refusals.remember(key.id, refusal(limits, d, wall), d.reason)
+        granted = int(raw[7]) if len(raw) > 7 and int(raw[7]) >= 0 else None
+        leased = bool(limits.concurrency) or granted is not None
+        if leased:
+            self._hold(rid, key.id)
         return Ticket(
-            key.id, limits, reserve, rid if limits.concurrency else "", rate_headers(limits, d), True
+            key.id, limits, reserve, rid if leased else "", rate_headers(limits, d), True, granted=granted
         )
+
+    def _hold(self, rid: str, key_id: str) -> None:
+        self._held[rid] = key_id
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.create_task(self._renew_leases())
+
+    async def _renew_leases(self) -> None:
+        """While this process holds requests in flight, renews their leases every third of their
+        lifetime, so that a stream of any length keeps its slot (and a dead process's lapse)."""
+        interval = self.inflight_ttl_ms / 3000
+        while self._held:
+            await asyncio.sleep(interval)
+            by_key: dict[str, list[str]] = {}
+            for rid, key_id in list(self._held.items()):
+                by_key.setdefault(key_id, []).append(rid)
+            for key_id, rids in by_key.items():
+                self._enqueue(("renew", _keys(key_id)[1:], [self.inflight_ttl_ms, *rids], None))
 
     async def _seed(self, key_id: str, keys: list[str], wall: float) -> None:
         """Budget counters Redis lacks are read from the store (a racing seed is kept)."""
@@ -221,6 +286,7 @@ class RedisLimiter:
         if not ticket.checked:
             return
         args: list[int | str] = [ticket.limits.tpm or 0, ticket.reserved, used_tokens, ticket.request_id]
+        self._held.pop(ticket.request_id, None)
         self._enqueue(("settle", _keys(ticket.key_id), args, None))
 
     def _call(self, script: str, keys: list[str], args: list[int | str]) -> asyncio.Future[Any]:
@@ -273,6 +339,10 @@ class RedisLimiter:
 
     async def aclose(self) -> None:
         """Waits for the queued settlements (so nothing is lost at shutdown)."""
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
         while self._flusher is not None and not self._flusher.done():
             await self._flusher
         if self._calls:

@@ -91,7 +91,9 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler_for(fmt)]
     root.setLevel(level.upper())
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Quiet at any level: SQLAlchemy's and aiosqlite's debug lines carry SQL parameters (key hashes).
+    for name in ("alembic", "sqlalchemy", "aiosqlite"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

@@ -51,6 +51,16 @@ class Metrics:
             "grok_api_usage_pending_rows", "Usage rows waiting to be flushed.", registry=r
         )
 
+        # usage that could not be kept as it came (issue 10): alarms, normally 0
+        self.usage_rows_dropped = Counter(
+            "grok_api_usage_rows_dropped", "Usage rows the store refused as data (logged).", registry=r
+        )
+        self.usage_rows_folded = Counter(
+            "grok_api_usage_rows_folded",
+            "Usage past the pending-row cap, folded into each key's '(other models)' row.",
+            registry=r,
+        )
+
         labels = [*LATENCY_LABELS, "key"] if key_labels else LATENCY_LABELS
         self.key_labels = key_labels
         self.duration = Histogram(

@@ -28,14 +28,17 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from .api.asgi import DisconnectWatch, JSONResponse, SSEResponse
+from .auth import duplicate_credentials, duplicated
 from .errors import (
     GatewayError,
     InvalidRequest,
     PayloadTooLarge,
+    QuotaExceeded,
     RateLimited,
     UnsupportedMediaType,
     UpstreamError,
 )
+from .jsonbounds import too_many_values_async
 from .limits import Ticket
 from .observe import client_gone, failed
 from .recent import RequestRecord
@@ -229,6 +232,10 @@ async def serve(gw: Gateway, surface: Surface, scope: Scope, receive: Receive, s
             elif isinstance(exc, RateLimited) and flight.ticket is None:
                 gw.metrics.rate_limited.labels(exc.code or "").inc()
             respond = JSONResponse(exc.status, surface.error_body(exc), {**flight.headers(), **exc.headers})
+        except ClientGone:  # ordinary, and anyone with a key could flood the log with it
+            log.debug("%s: the client left before its request was read", surface.name)
+            client_gone(record)
+            return
         except Exception:
             flight.error = True
             log.exception("unexpected error in %s", surface.name)
@@ -246,9 +253,6 @@ async def serve(gw: Gateway, surface: Surface, scope: Scope, receive: Receive, s
             if flight.watch is not None:
                 flight.watch.finished = True
         await _respond(respond, flight.trace, scope, receive, send)
-    except ClientGone:
-        client_gone(record)
-        return
     except asyncio.CancelledError:
         if flight.watch is None or not flight.watch.gone:
             raise
@@ -283,6 +287,8 @@ async def _respond(
 async def _handle(
     gw: Gateway, surface: Surface, scope: Scope, receive: Receive, flight: Flight, headers: dict[str, str]
 ) -> JSONResponse | SSEResponse:
+    if twice := duplicate_credentials(scope["headers"]):  # which one counts would be a guess
+        raise duplicated(twice)
     client = scope.get("client")
     trace, record = flight.trace, flight.record
     if trace is None:
@@ -291,10 +297,13 @@ async def _handle(
         with trace.phase("authenticate"):
             key = await gw.auth.authenticate(headers, client[0] if client else "")
     record.key_id, record.key_name = key.id, key.name
+    gw.limiter.refusals.check(key.id)  # a key past its rate is refused before the costly parts
     check_content_type(headers)
     raw = await read_body(receive, headers, gw.settings.max_body_bytes)
+    await check_values(raw, gw.settings.max_json_elements)
     call = surface.prepare(gw, key, parse_json(raw), raw)
     request = call.request
+    check_identifier(request.model, "model")
     gw.auth.check_model(key, request.model)
     upstream, request.upstream_model = gw.router.route(request.model)
     request.key_id = key.id
@@ -308,6 +317,8 @@ async def _handle(
         with trace.phase("limiter"):
             flight.ticket = await gw.limiter.acquire(key, call.prompt_estimate + answer)
         trace.upstream_started(upstream.name, request.upstream_model)
+    if flight.ticket.granted is not None:
+        cap_answer(request.body, flight.ticket.granted - call.prompt_estimate)
     flight.watch = DisconnectWatch(receive)  # from here on, a client that leaves cancels the work
     record.t_upstream = time.perf_counter()
     events = aiter(upstream.stream(request))
@@ -358,6 +369,28 @@ async def _stream(
     return SSEResponse(encoder, events, first=first, **common)
 
 
+def check_identifier(value: str, param: str, longest: int = 256) -> None:
+    """Identifiers (model ids) go to the store and to logs: no control characters (PostgreSQL
+    cannot even hold a NUL), no more than the store's column holds."""
+    if len(value) > longest or not value.isprintable():
+        raise InvalidRequest(
+            f"'{param}' must be printable text of at most {longest} characters.",
+            param=param,
+            code="invalid_value",
+        )
+
+
+def cap_answer(body: dict[str, Any], cap: int) -> None:
+    """Caps the answer of a request under a token budget to what its reservation holds (the
+    client's ``max_tokens``, or the default reserve, and never past what the budget has left);
+    429 when what is left does not cover even the prompt."""
+    if cap < 1:
+        raise QuotaExceeded("What is left of this key's token budget does not cover this prompt.")
+    names = [n for n in ("max_completion_tokens", "max_tokens") if isinstance(body.get(n), int)]
+    for name in names or ["max_tokens"]:
+        body[name] = min(body.get(name) or cap, cap)
+
+
 def check_content_type(headers: dict[str, str]) -> None:
     """A body that says it is not JSON is refused (415); one that says nothing is read as JSON."""
     kind = headers.get("content-type")
@@ -387,8 +420,15 @@ async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> by
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+async def check_values(raw: bytes, limit: int) -> None:
+    """400 for a body of more than ``limit`` values, before it is parsed: parsing (and walking)
+    millions of tiny values would hold the event loop, and every other request, for seconds."""
+    if limit and await too_many_values_async(raw, limit):
+        raise InvalidRequest(f"The request body holds more than {limit} JSON values.", code="too_many_values")
+
+
 def parse_json(raw: bytes) -> Any:
-    if not raw.strip():
+    if not raw or raw.isspace():
         raise InvalidRequest("The request body is empty; send a JSON object.", code="invalid_json")
     try:
         return orjson.loads(raw)

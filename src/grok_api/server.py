@@ -6,22 +6,38 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Generator
+from typing import Any
 
 import uvicorn
 from rich.console import Console
 
 from . import logs
-from .config import Settings
+from .config import Settings, public_url
+from .protocol import BoundedHttpToolsProtocol
 from .store import Database, KeyStore
 
 DEMO_KEY_LIFETIME = 24 * 3600.0
 
 
-async def _demo_key(settings: Settings) -> str:
+async def _demo_key(settings: Settings) -> tuple[str, str]:
+    """A key in the demo's own store: (its id, the key)."""
     db = await Database.open(settings.resolved_database_url())
     try:
-        _, key = await KeyStore(db).create("demo", expires_in=DEMO_KEY_LIFETIME)
-        return key
+        record, key = await KeyStore(db).create("demo", expires_in=DEMO_KEY_LIFETIME)
+        return record.id, key
+    finally:
+        await db.close()
+
+
+async def _migrate(settings: Settings) -> None:
+    db = await Database.open(settings.resolved_database_url())
+    await db.close()
+
+
+async def _drop_key(settings: Settings, key_id: str) -> None:
+    db = await Database.open(settings.resolved_database_url())
+    try:
+        await KeyStore(db).delete(key_id)
     finally:
         await db.close()
 
@@ -34,7 +50,11 @@ def _banner(settings: Settings, console: Console, demo_key: str | None) -> None:
             "[yellow]DEMO MODE[/]: the upstream is the built-in simulator, not Grok. "
             "Answers are canned; no credentials are used."
         )
-        console.print(f"Demo key (valid 24h, shown once): [bold]{demo_key}[/]", highlight=False)
+        console.print(
+            f"Demo key (valid while this demo runs, at most 24h; shown once): [bold]{demo_key}[/]",
+            highlight=False,
+        )
+        console.print(f"  export GROK_API_KEY={demo_key}", highlight=False)
         console.print(
             f"Try:  curl {url}/chat/completions -H 'Authorization: Bearer {demo_key}' "
             "-H 'Content-Type: application/json' "
@@ -43,7 +63,7 @@ def _banner(settings: Settings, console: Console, demo_key: str | None) -> None:
             soft_wrap=True,
         )
     else:
-        console.print(f"Upstream: {settings.xai_base_url}")
+        console.print(f"Upstream: {', '.join(public_url(u) for u in settings.xai_base_url.split(','))}")
     if settings.workers > 1 and not settings.redis_url:
         console.print(
             f"[bold red]WARNING[/]: {settings.workers} workers and no GROK_API_REDIS_URL: every worker keeps "
@@ -53,19 +73,43 @@ def _banner(settings: Settings, console: Console, demo_key: str | None) -> None:
             console.print("[yellow]XAI_API_KEY is not set[/]: the xAI upstream will refuse requests.")
 
 
-def run_server(settings: Settings, console: Console) -> None:
-    logs.configure(settings.log_level, settings.log_format)
-    demo_key = asyncio.run(_demo_key(settings)) if settings.demo else None
-    _banner(settings, console, demo_key)
-    common: dict[str, object] = {
-        "host": settings.host,
-        "port": settings.port,
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's settings for the gateway: the bounded protocol, and forwarded headers believed
+    only from the listed proxies (uvicorn's own default believes loopback)."""
+    proxies = [p.strip() for p in settings.trusted_proxies.split(",") if p.strip()]
+    return {
         "log_config": None,
         "access_log": False,  # the gateway writes its own (GROK_API_ACCESS_LOG), with request ids
         "timeout_graceful_shutdown": settings.shutdown_grace,
         "server_header": False,
+        "http": BoundedHttpToolsProtocol,
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": proxies or None,
     }
+
+
+def run_server(settings: Settings, console: Console) -> None:
+    logs.configure(settings.log_level, settings.log_format)
+    problems = settings.startup_problems()
+    if problems:
+        for problem in problems:
+            console.print(f"[bold red]Refusing to start[/]: {problem}", highlight=False)
+        raise SystemExit(2)
+    if not settings.demo:
+        _serve(settings, console, None)
+        return
+    key_id, demo_key = asyncio.run(_demo_key(settings))
+    try:
+        _serve(settings, console, demo_key)
+    finally:  # the demo's key ends with the demo, and a start that failed leaves none behind
+        asyncio.run(_drop_key(settings, key_id))
+
+
+def _serve(settings: Settings, console: Console, demo_key: str | None) -> None:
+    _banner(settings, console, demo_key)
+    common: dict[str, object] = {"host": settings.host, "port": settings.port, **uvicorn_options(settings)}
     if settings.workers > 1:
+        asyncio.run(_migrate(settings))  # once, before the workers start (they find it done)
         # Worker processes build their own Settings from the environment: hand the flags down.
         os.environ.update(
             GROK_API_HOST=settings.host,

@@ -8,6 +8,7 @@ import time
 
 from .errors import InvalidRequest
 
+MAX_SECONDS = 1000 * 365 * 86400.0
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 
 
@@ -19,6 +20,8 @@ def parse_duration(text: str) -> float:
     seconds = float(m.group(1)) * _UNITS[m.group(2)]
     if seconds <= 0:
         raise ValueError("the duration must be positive")
+    if seconds > MAX_SECONDS:
+        raise ValueError("the duration must be at most 1000 years")
     return seconds
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import hmac
+import re
 import time
 from typing import Any
 
@@ -26,21 +27,43 @@ from .deps import Gateway, gateway
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 
+KEY_ID = re.compile(r"key_[0-9a-f]{16}")
+
+
+def is_admin(gw: Gateway, request: Request) -> bool:
+    """Whether the request carries the admin key (never true when none is configured, or blank)."""
+    configured = gw.settings.admin_key.get_secret_value() if gw.settings.admin_key else ""
+    given = key_from_headers(request.headers) or ""
+    return bool(configured) and hmac.compare_digest(given.encode(), configured.encode())
+
+
 def admin_gateway(request: Request) -> Gateway:
-    """The gateway, once the request has shown the admin key (401/403/429 otherwise)."""
+    """The gateway, once the request has shown the admin key (403 when the admin API is off,
+    401/429 otherwise). Failures count in the admin API's own throttle: client-key guessers
+    cannot lock the admin out, and a key that verifies is never throttled."""
     gw = gateway(request)
-    configured = gw.settings.admin_key
-    if configured is None:
+    if gw.settings.admin_key is None or not gw.settings.admin_key.get_secret_value():
         raise PermissionDenied(
             "The admin API is off: set GROK_API_ADMIN_KEY to use it.", code="admin_disabled"
         )
+    if is_admin(gw, request):
+        return gw
     client = request.client.host if request.client else ""
-    gw.auth.throttle.check(client)
-    given = key_from_headers(request.headers) or ""
-    if not hmac.compare_digest(given.encode(), configured.get_secret_value().encode()):
-        gw.auth.throttle.failed(client)
-        raise AuthenticationFailed("The admin API needs the admin key (GROK_API_ADMIN_KEY).")
-    return gw
+    error = AuthenticationFailed("The admin API needs the admin key (GROK_API_ADMIN_KEY).")
+    raise gw.auth.admin_throttle.refuse(client, error)
+
+
+def _key_id(key_id: str) -> str:
+    """A key id as issued (``key_`` and 16 hex digits); anything else names no key (404)."""
+    if not KEY_ID.fullmatch(key_id):
+        raise NotFound("No key with that id.", param="key_id")
+    return key_id
+
+
+def _printable(text: str, param: str) -> str:
+    if not text.isprintable():
+        raise InvalidRequest(f"'{param}' must be printable text (no control characters).", param=param)
+    return text
 
 
 _admin = admin_gateway
@@ -118,10 +141,13 @@ async def list_keys(request: Request) -> dict[str, Any]:
 async def create_key(body: KeyCreate, request: Request) -> dict[str, Any]:
     gw = _admin(request)
     expires = _seconds(body.expires_in) if body.expires_in else None
+    models = (
+        None if body.models is None else [_printable(m.strip(), "models") for m in body.models if m.strip()]
+    )
     record, key = await gw.keys.create(
-        body.name.strip(),
+        _printable(body.name.strip(), "name"),
         expires_in=expires,
-        models=[m.strip() for m in body.models if m.strip()] if body.models is not None else None,
+        models=models,
         limits=Limits(**body.limits.model_dump()),
     )
     return {**record.public(), "key": key}
@@ -130,13 +156,14 @@ async def create_key(body: KeyCreate, request: Request) -> dict[str, Any]:
 @router.patch("/keys/{key_id}", summary="Change a key's name, limits, models or expiry")
 async def update_key(key_id: str, body: KeyUpdate, request: Request) -> dict[str, Any]:
     gw = _admin(request)
+    _key_id(key_id)
     changes: dict[str, Any] = {}
     if body.name is not None:
-        changes["name"] = body.name.strip()
+        changes["name"] = _printable(body.name.strip(), "name")
     if body.limits is not None:
         changes["limits"] = {name: getattr(body.limits, name) for name in LIMIT_FIELDS}
     if body.models is not None:
-        changes["models"] = [m.strip() for m in body.models if m.strip()] or None
+        changes["models"] = [_printable(m.strip(), "models") for m in body.models if m.strip()] or None
     if body.expires_in is not None:
         changes["expires_at"] = int(time.time() + _seconds(body.expires_in))
     record = await gw.keys.update(key_id, **changes)
@@ -149,7 +176,7 @@ async def update_key(key_id: str, body: KeyUpdate, request: Request) -> dict[str
 @router.post("/keys/{key_id}/revoke", summary="Revoke a key on every instance")
 async def revoke_key(key_id: str, request: Request) -> dict[str, Any]:
     gw = _admin(request)
-    record = await gw.keys.revoke(key_id)
+    record = await gw.keys.revoke(_key_id(key_id))
     if record is None:
         raise NotFound(f"No key with id {key_id}.", param="key_id")
     await _changed(gw, key_id)
@@ -159,6 +186,8 @@ async def revoke_key(key_id: str, request: Request) -> dict[str, Any]:
 @router.get("/usage", summary="Usage per key and model")
 async def usage(request: Request, key_id: str | None = None, since: str = "30d") -> dict[str, Any]:
     gw = _admin(request)
+    if key_id is not None and not KEY_ID.fullmatch(key_id):
+        raise InvalidRequest("'key_id' is not a key id (key_ followed by 16 hex digits).", param="key_id")
     start = since_epoch(since, time.time())
     await gw.usage.flush()
     rows = await gw.usage.store.report(key_id=key_id, since_hour=start // 3600 * 3600)

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
+from .admin import admin_gateway, is_admin
 from .deps import Gateway, gateway
 
 router = APIRouter()
@@ -29,9 +30,10 @@ async def ready(request: Request) -> JSONResponse:
     checks["upstreams"] = {name: _targets(up) for name, up in gw.router.upstreams.items()}
     checks["limits"] = _limits_state(gw)
     ok = checks["database"] == "ok" and bool(gw.router.upstreams)
-    return JSONResponse(
-        {"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503
-    )
+    body: dict[str, Any] = {"status": "ready" if ok else "not ready"}
+    if not gw.settings.private_status or is_admin(gw, request):
+        body["checks"] = checks
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 def _targets(upstream: object) -> list[dict[str, Any]]:
@@ -47,9 +49,13 @@ def _limits_state(gw: Gateway) -> str:
     return "shared (redis)" if kind == "redis" else "in process"
 
 
+def gw_private(request: Request) -> bool:
+    return gateway(request).settings.private_status
+
+
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    gw = gateway(request)
+    gw = admin_gateway(request) if gw_private(request) else gateway(request)
     gw.metrics.usage_pending.set(gw.usage.pending())
     for name, upstream in gw.router.upstreams.items():
         for t in _targets(upstream):

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..conversations import text_of
 from ..errors import InvalidRequest
+from ..jsonbounds import deeper_than
 
 _OPEN = ConfigDict(extra="allow")
 
@@ -167,10 +168,12 @@ def _depth(obj: Any) -> int:
 def check_bounds(body: dict[str, Any], bounds: Bounds, raw: bytes | None = None) -> None:
     """Refuses (400) bodies past the configured size limits, before any deeper work.
 
-    The nesting walk is skipped when the raw body has too few brackets to nest that deep.
+    The nesting is measured on the raw body's bytes when there is one (no walk in Python).
     """
-    shallow = raw is not None and raw.count(b"[") + raw.count(b"{") <= bounds.max_json_depth
-    if not shallow and _depth(body) > bounds.max_json_depth:
+    deep = (
+        deeper_than(raw, bounds.max_json_depth) if raw is not None else _depth(body) > bounds.max_json_depth
+    )
+    if deep:
         raise InvalidRequest(
             f"The request body nests deeper than {bounds.max_json_depth} levels.", code="too_deep"
         )

@@ -8,7 +8,7 @@ or with the same ``key=value`` pairs in an ``X-Sim`` header (the header wins). K
             (a line that is not JSON mid-stream)
 ``after``   tokens sent before a mid-stream fault (default 3)
 ``retry_after``  seconds for the 429's ``Retry-After`` (default 2)
-``tokens``  answer length in tokens, filled with deterministic words
+``tokens``  answer length in tokens (at most 100,000), filled with deterministic words
 ``latency`` seconds before the first token; ``rate`` tokens per second (0 = no pacing)
 ``tool``    ``1``: answer with a call of the first tool in ``tools``; ``N``: N parallel calls
             (of the tools in turn)
@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+MAX_TOKENS = 100_000  # the longest answer a directive gets: a simulator must not be made to eat memory
 _DIRECTIVE = re.compile(r"\[sim((?:\s+[a-z_]+=[^\s\]]+)*)\s*\]")
 _PAIR = re.compile(r"([a-z_]+)=([^\s\]]+)")
 _WORDS = (
@@ -59,7 +60,8 @@ class Directives:
         d.fault = pairs.get("fault")
         d.after = _int(pairs.get("after"), 3)
         d.retry_after = _int(pairs.get("retry_after"), 2)
-        d.tokens = _int(pairs.get("tokens"), None)
+        tokens = _int(pairs.get("tokens"), None)
+        d.tokens = None if tokens is None else min(tokens, MAX_TOKENS)
         d.latency = _float(pairs.get("latency"))
         d.rate = _float(pairs.get("rate"))
         tool = pairs.get("tool", "")

@@ -150,6 +150,10 @@ class _Plan:
         answered = messages[-1].get("role") == "tool"  # a tool's result came back: answer it
         self.tools = _tool_calls(body, prompt, d.tool) if d.tool and not answered else []
         self.words = [] if self.tools else answer_words(prompt, turn, d.tokens)
+        cap = body.get("max_completion_tokens") or body.get("max_tokens")  # honoured, as xAI does
+        self.cut = isinstance(cap, int) and 0 <= cap < len(self.words)
+        if self.cut:
+            self.words = self.words[:cap]
         self.prompt_tokens = prompt_tokens(messages)
         history = messages[:-1]
         self.cached_tokens = prompt_tokens(history) if len(messages) > 1 else 0
@@ -157,7 +161,7 @@ class _Plan:
 
     @property
     def finish_reason(self) -> str:
-        return "tool_calls" if self.tools else "stop"
+        return "tool_calls" if self.tools else "length" if self.cut else "stop"
 
     def usage(self) -> dict[str, Any]:
         completion = len(self.words) + sum(count_tokens(t["function"]["arguments"]) for t in self.tools)
@@ -261,8 +265,10 @@ async def _wait_unless_gone(sim: Simulator, request: web.Request, seconds: float
 
 
 async def _paced(frames: list[bytes], rate: float) -> AsyncIterator[bytes]:
-    if rate <= 0:
-        yield b"".join(frames)
+    if rate <= 0:  # as fast as possible, in writes of 256 frames: a client that leaves stops it
+        for start in range(0, len(frames), 256):
+            yield b"".join(frames[start : start + 256])
+            await asyncio.sleep(0)
         return
     for frame in frames:
         yield frame

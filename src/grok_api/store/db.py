@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import fcntl
 import os
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,20 @@ class Database:
         return db
 
     async def migrate(self) -> None:
+        """Brings the schema to the newest migration; processes sharing a store take turns
+        (an advisory lock on PostgreSQL, a lock file beside a SQLite file)."""
+        lock = _sqlite_lock_path(self.engine.url.database) if self.is_sqlite else None
+        if lock is None:
+            await self._migrate()
+            return
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+            await self._migrate()
+        finally:
+            os.close(fd)  # releases the lock
+
+    async def _migrate(self) -> None:
         async with self.engine.begin() as conn:
             if not self.is_sqlite:
                 await conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})"))
@@ -54,8 +70,14 @@ class Database:
 
 def _engine_options(url: str, pool_size: int) -> dict[str, object]:
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 30}}
-    return {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True, "pool_recycle": 1800}
+        return {"connect_args": {"timeout": 30}, "hide_parameters": True}
+    return {
+        "hide_parameters": True,
+        "pool_size": pool_size,
+        "max_overflow": pool_size,
+        "pool_pre_ping": True,
+        "pool_recycle": 1800,
+    }
 
 
 def _secure_sqlite_file(database: str | None) -> None:
@@ -70,6 +92,12 @@ def _secure_sqlite_file(database: str | None) -> None:
         with contextlib.suppress(FileExistsError):
             os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
     os.chmod(path, 0o600)
+
+
+def _sqlite_lock_path(database: str | None) -> Path | None:
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).with_name(Path(database).name + ".migrate-lock")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -224,6 +224,10 @@ class KeyStore:
             )
         return await self.get(key_id)
 
+    async def delete(self, key_id: str) -> None:
+        async with self.db.engine.begin() as conn:
+            await conn.execute(api_keys.delete().where(api_keys.c.id == key_id))
+
     async def touch(self, last_used: dict[str, int]) -> None:
         """Records when keys were last used: one batch for many requests, off the hot path."""
         if not last_used:

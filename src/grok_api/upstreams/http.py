@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -50,6 +51,14 @@ async def read_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]
         yield [buf]
 
 
+_LARGE_BODY = 1 << 20  # aiohttp warns above this that bytes "might lock the event loop"
+
+
+def request_body(raw: bytes) -> bytes | io.BytesIO:
+    """A request body for aiohttp: large ones as a stream, written in pieces."""
+    return io.BytesIO(raw) if len(raw) >= _LARGE_BODY else raw
+
+
 def make_session(
     *,
     proxy: str | None,
@@ -91,5 +100,5 @@ async def converted(upstream: str) -> AsyncIterator[None]:
         raise UpstreamUnavailable(f"{upstream} is unreachable: {exc.os_error}") from exc
     except aiohttp.ClientPayloadError as exc:
         raise UpstreamError(f"{upstream} ended the answer early") from exc
-    except (aiohttp.ClientError, OSError) as exc:
+    except (aiohttp.ClientError, OSError, ValueError) as exc:  # ValueError: a request aiohttp refuses
         raise UpstreamError(f"{upstream} connection failed: {type(exc).__name__}") from exc

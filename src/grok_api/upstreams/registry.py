@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from ..config import Settings
+from ..config import Settings, public_url
 from ..conversations import Conversations, MemoryConversations, RedisConversations
 from ..resilience import FailoverUpstream, Policy
 from ..router import Router
@@ -49,13 +49,14 @@ def build_router(settings: Settings, *, demo_url: str | None = None, redis: Redi
         total=settings.upstream_total_timeout,
         breaker_threshold=settings.breaker_threshold,
         breaker_reset=settings.breaker_reset,
+        cooldown_max=settings.upstream_cooldown_max,
     )
     if xai_key or not cookies:
         urls = [demo_url + "/v1"] if demo_url else _split(settings.xai_base_url)
         keys: list[str | None] = list(_split(xai_key)) if xai_key else [None]
         targets: list[tuple[str, Upstream]] = [
             (
-                f"{url}" + (f" (key {i + 1})" if len(keys) > 1 else ""),
+                public_url(url) + (f" (key {i + 1})" if len(keys) > 1 else ""),
                 XAIUpstream(base_url=url, api_key=key, http=http),
             )
             for url in urls
@@ -93,7 +94,7 @@ def build_router(settings: Settings, *, demo_url: str | None = None, redis: Redi
             http=http,
             impersonate=settings.web_impersonate,
         )
-        web_failover = FailoverUpstream("web", [(web.base_url, web)], policy)
+        web_failover = FailoverUpstream("web", [(public_url(web.base_url), web)], policy)
         router.add(web_failover, default=settings.default_upstream == "web" or not xai_key)
     return router
 

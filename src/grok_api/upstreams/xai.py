@@ -34,7 +34,7 @@ from .base import (
     ToolCallDelta,
     Usage,
 )
-from .http import HTTPOptions, PooledClient, converted, read_lines
+from .http import HTTPOptions, PooledClient, converted, read_lines, request_body
 
 _ERROR_BODY_LIMIT = 64 * 1024
 
@@ -90,7 +90,7 @@ class XAIUpstream:
             converted(self.name),
             self._session.post(
                 self.base_url + "/chat/completions",
-                data=orjson.dumps(body),
+                data=request_body(orjson.dumps(body)),
                 headers=with_request_id(self._headers),
                 proxy=self._proxy,
             ) as resp,
@@ -319,10 +319,22 @@ def _error_message(body: Any) -> str:
     return str(body)[:500]
 
 
+def _refuses_our_key(status: int, body: Any, message: str) -> bool:
+    """xAI refusing the gateway's own credentials: 401/403, or its 400 for a bad key (code
+    ``Client specified an invalid argument``, message ``Incorrect API key provided: …``). Matched
+    exactly, so that a client's own bad request is never taken for the gateway's."""
+    if status in (401, 403):
+        return True
+    code = body.get("code") if isinstance(body, dict) else None
+    return status == 400 and code == _INVALID_ARGUMENT and message.startswith("Incorrect API key provided")
+
+
+_INVALID_ARGUMENT = "Client specified an invalid argument"
+
+
 def _error_from_body(status: int, body: Any, upstream: str) -> GatewayError:
     message = _error_message(body)
-    lowered = message.lower()
-    if status in (401, 403) or (status == 400 and "api key" in lowered):
+    if _refuses_our_key(status, body, message):
         return UpstreamError(
             f"{upstream} refused the gateway's upstream credentials (XAI_API_KEY); "
             "the operator must set a valid key",
