@@ -23,7 +23,7 @@ lock:
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install --quiet $(PIP_TOOLS)
 	$(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
-		--no-emit-index-url --no-emit-find-links --extra test --extra browser \
+		--no-emit-index-url --no-emit-find-links --all-extras \
 		--output-file $(LOCK) pyproject.toml
 
 run: $(STAMP)

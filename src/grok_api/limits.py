@@ -149,32 +149,32 @@ class Refusals:
     the refusal named (at most ``horizon`` seconds, so that a raised limit soon counts), so that
     :meth:`check` can refuse such a key before its body is read and parsed. A dict lookup; no
     store or Redis round trip. Token and concurrency refusals depend on the request and the
-    moment, so they are not remembered."""
+    moment, so they are not remembered; a key whose limits changed meanwhile is checked anew."""
 
     def __init__(self, *, horizon: float = 5.0, max_keys: int = 10_000) -> None:
         self.horizon = horizon
         self.max_keys = max_keys
-        self._until: dict[str, tuple[float, RateLimited]] = {}
+        self._until: dict[str, tuple[float, Limits, RateLimited]] = {}
 
-    def remember(self, key_id: str, exc: RateLimited, reason: int) -> RateLimited:
+    def remember(self, key: KeyRecord, exc: RateLimited, reason: int) -> RateLimited:
         if reason in (REQUESTS, BUDGET_DAY, BUDGET_MONTH, BUDGET_TOTAL):
             wait = min(exc.retry_after if exc.retry_after is not None else self.horizon, self.horizon)
             if len(self._until) >= self.max_keys:
                 self._until.clear()
-            self._until[key_id] = (time.monotonic() + wait, exc)
+            self._until[key.id] = (time.monotonic() + wait, key.limits, exc)
         return exc
 
-    def check(self, key_id: str) -> None:
-        """Raises a fresh copy of the key's recent refusal while it holds."""
+    def check(self, key: KeyRecord) -> None:
+        """Raises a fresh copy of the key's recent refusal while it holds (and its limits stand)."""
         if not self._until:
             return
-        hit = self._until.get(key_id)
+        hit = self._until.get(key.id)
         if hit is None:
             return
-        until, exc = hit
+        until, limits, exc = hit
         left = until - time.monotonic()
-        if left <= 0:
-            del self._until[key_id]
+        if left <= 0 or limits != key.limits:
+            del self._until[key.id]
             return
         headers = {k: v for k, v in exc.headers.items() if k != "Retry-After"}
         retry = left if exc.retry_after is not None else None
@@ -261,7 +261,7 @@ class MemoryLimiter:
         reserve = min(reserve, limits.tpm) if limits.tpm else reserve
         d = self._check(limits, state, reserve, self.clock())
         if not d.allowed:
-            raise self.refusals.remember(key.id, refusal(limits, d, wall), d.reason)
+            raise self.refusals.remember(key, refusal(limits, d, wall), d.reason)
         granted = d.granted if d.granted >= 0 else None
         return Ticket(key.id, limits, reserve, headers=rate_headers(limits, d), checked=True, granted=granted)
 

@@ -248,7 +248,7 @@ class RedisLimiter:
             bool(raw[0]), int(raw[1]), raw[2] / 1000, int(raw[3]), raw[4] / 1000, int(raw[5]), raw[6] / 1000
         )
         if not d.allowed:
-            raise self.refusals.remember(key.id, refusal(limits, d, wall), d.reason)
+            raise self.refusals.remember(key, refusal(limits, d, wall), d.reason)
         granted = int(raw[7]) if len(raw) > 7 and int(raw[7]) >= 0 else None
         leased = bool(limits.concurrency) or granted is not None
         if leased:

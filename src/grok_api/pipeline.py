@@ -297,7 +297,7 @@ async def _handle(
         with trace.phase("authenticate"):
             key = await gw.auth.authenticate(headers, client[0] if client else "")
     record.key_id, record.key_name = key.id, key.name
-    gw.limiter.refusals.check(key.id)  # a key past its rate is refused before the costly parts
+    gw.limiter.refusals.check(key)  # a key past its rate is refused before the costly parts
     check_content_type(headers)
     raw = await read_body(receive, headers, gw.settings.max_body_bytes)
     await check_values(raw, gw.settings.max_json_elements)
