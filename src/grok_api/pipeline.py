@@ -29,16 +29,15 @@ from starlette.types import Receive, Scope, Send
 
 from .api.asgi import DisconnectWatch, JSONResponse, SSEResponse
 from .auth import duplicate_credentials, duplicated
+from .bounds import cap_answer, check_identifier, check_values
 from .errors import (
     GatewayError,
     InvalidRequest,
     PayloadTooLarge,
-    QuotaExceeded,
     RateLimited,
     UnsupportedMediaType,
     UpstreamError,
 )
-from .jsonbounds import too_many_values_async
 from .limits import Ticket
 from .observe import client_gone, failed
 from .recent import RequestRecord
@@ -369,28 +368,6 @@ async def _stream(
     return SSEResponse(encoder, events, first=first, **common)
 
 
-def check_identifier(value: str, param: str, longest: int = 256) -> None:
-    """Identifiers (model ids) go to the store and to logs: no control characters (PostgreSQL
-    cannot even hold a NUL), no more than the store's column holds."""
-    if len(value) > longest or not value.isprintable():
-        raise InvalidRequest(
-            f"'{param}' must be printable text of at most {longest} characters.",
-            param=param,
-            code="invalid_value",
-        )
-
-
-def cap_answer(body: dict[str, Any], cap: int) -> None:
-    """Caps the answer of a request under a token budget to what its reservation holds (the
-    client's ``max_tokens``, or the default reserve, and never past what the budget has left);
-    429 when what is left does not cover even the prompt."""
-    if cap < 1:
-        raise QuotaExceeded("What is left of this key's token budget does not cover this prompt.")
-    names = [n for n in ("max_completion_tokens", "max_tokens") if isinstance(body.get(n), int)]
-    for name in names or ["max_tokens"]:
-        body[name] = min(body.get(name) or cap, cap)
-
-
 def check_content_type(headers: dict[str, str]) -> None:
     """A body that says it is not JSON is refused (415); one that says nothing is read as JSON."""
     kind = headers.get("content-type")
@@ -418,13 +395,6 @@ async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> by
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-async def check_values(raw: bytes, limit: int) -> None:
-    """400 for a body of more than ``limit`` values, before it is parsed: parsing (and walking)
-    millions of tiny values would hold the event loop, and every other request, for seconds."""
-    if limit and await too_many_values_async(raw, limit):
-        raise InvalidRequest(f"The request body holds more than {limit} JSON values.", code="too_many_values")
 
 
 def parse_json(raw: bytes) -> Any:
