@@ -35,7 +35,7 @@ def free_port() -> int:
 
 def body(values: int) -> bytes:
     return (
-        b'{"model":"grok-4","messages":[{"role":"user","content":"hi"}],"x":['
+        b'{"model":"grok-4.3","messages":[{"role":"user","content":"hi"}],"x":['
         + b",".join([b"[]"] * values)
         + b"]}"
     )

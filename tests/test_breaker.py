@@ -80,7 +80,7 @@ def test_a_429_is_a_cool_down_not_ill_health(env: Env, tmp_path: Path) -> None:
         assert 1 <= int(again.headers["retry-after"]) <= 30
         assert len(env.sim.requests) == before
         # another model is not rate limited
-        assert post_chat(url, key, "another model", model="grok-4").status_code == 200
+        assert post_chat(url, key, "another model", model="grok-4.3").status_code == 200
 
 
 def test_credentials_are_matched_exactly() -> None:

@@ -107,7 +107,7 @@ def test_status_details_can_be_private(env: Env, tmp_path: Path) -> None:
 def test_duplicate_credential_headers_are_400_everywhere(env: Env, key: str, name: str) -> None:
     value = f"Bearer {key}" if name == "Authorization" else key
     headers = [(name, value), (name, value if name == "x-api-key" else f"Bearer {ADMIN_KEY}")]
-    body = {"model": "grok-3", "messages": [{"role": "user", "content": "x"}]}
+    body = {"model": "grok-4.20-non-reasoning", "messages": [{"role": "user", "content": "x"}]}
     for method, path in (("POST", "/v1/chat/completions"), ("GET", "/v1/models"), ("GET", "/admin/keys")):
         r = httpx.request(
             method, env.base_url + path, headers=headers, json=body if method == "POST" else None

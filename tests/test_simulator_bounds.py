@@ -14,7 +14,10 @@ def test_answer_length_is_capped(env: Env) -> None:
     r = httpx.post(
         env.sim.base_url + "/v1/chat/completions",
         headers={"Authorization": f"Bearer {UPSTREAM_KEY}"},
-        json={"model": "grok-3", "messages": [{"role": "user", "content": "x [sim tokens=500000]"}]},
+        json={
+            "model": "grok-4.20-non-reasoning",
+            "messages": [{"role": "user", "content": "x [sim tokens=500000]"}],
+        },
         timeout=60,
     )
     assert r.status_code == 200

@@ -25,7 +25,9 @@ URL = "/v1/chat/completions"
 
 
 def body_with(extra: bytes) -> bytes:
-    return b'{"model":"grok-3","messages":[{"role":"user","content":"hi"}],"x":' + extra + b"}"
+    return (
+        b'{"model":"grok-4.20-non-reasoning","messages":[{"role":"user","content":"hi"}],"x":' + extra + b"}"
+    )
 
 
 def empty_arrays(n: int) -> bytes:
@@ -51,7 +53,9 @@ def test_many_values_within_the_bound_are_served(env: Env, key: str) -> None:
     r = post_raw(
         env.base_url,
         key,
-        json.dumps({"model": "grok-3", "messages": [{"role": "user", "content": prose}]}).encode(),
+        json.dumps(
+            {"model": "grok-4.20-non-reasoning", "messages": [{"role": "user", "content": prose}]}
+        ).encode(),
     )
     assert r.status_code == 200, r.text[:300]
 

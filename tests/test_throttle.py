@@ -11,7 +11,7 @@ from .conftest import ADMIN_KEY, Env, ServedApp, gateway_settings, key_for, post
 from .test_http_errors import assert_openai_error
 
 URL = "/v1/chat/completions"
-BODY = {"model": "grok-3", "messages": [{"role": "user", "content": "x"}]}
+BODY = {"model": "grok-4.20-non-reasoning", "messages": [{"role": "user", "content": "x"}]}
 
 
 def guess(base_url: str, i: int, forwarded: str | None = None) -> httpx.Response:
