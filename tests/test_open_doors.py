@@ -162,3 +162,16 @@ def test_debug_logging_shows_no_sql_parameters(sim: Simulator, tmp_path: Path) -
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
     assert not any(hash_key(key) in line for line in seen)
+
+
+def test_duplicate_credentials_under_messages_are_400_in_anthropic_shape(env: Env, key: str) -> None:
+    body = {"model": "grok-4.3", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
+    for method, path in (("POST", "/v1/messages"), ("GET", "/v1/messages/nothing")):
+        r = httpx.request(
+            method,
+            env.base_url + path,
+            headers=[("x-api-key", key), ("x-api-key", key)],
+            json=body if method == "POST" else None,
+        )
+        assert r.status_code == 400, r.text
+        assert r.json()["type"] == "error" and r.json()["error"]["type"] == "invalid_request_error"

@@ -213,7 +213,7 @@ class GatewayApp(FastAPI):
                 await serve(self.state.gateway, surface, scope, receive, send)
                 return
         if scope["type"] == "http" and (twice := duplicate_credentials(scope["headers"])):
-            await error_response(duplicated(twice))(scope, receive, send)
+            await error_response(duplicated(twice), scope["path"])(scope, receive, send)
             return
         if scope["type"] == "http":
             await self.state.gateway.observer.around(super().__call__, scope, receive, send)

@@ -316,7 +316,7 @@ async def _handle(
         with trace.phase("limiter"):
             flight.ticket = await gw.limiter.acquire(key, call.prompt_estimate + answer)
         trace.upstream_started(upstream.name, request.upstream_model)
-    if flight.ticket.granted is not None:
+    if flight.ticket.granted is not None and request.kind == "chat":
         cap_answer(request.body, flight.ticket.granted - call.prompt_estimate)
     flight.watch = DisconnectWatch(receive)  # from here on, a client that leaves cancels the work
     record.t_upstream = time.perf_counter()
