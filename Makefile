@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml $(LOCK)
 lock:
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install --quiet $(PIP_TOOLS)
-	$(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	$(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --unsafe-package grok-api --strip-extras \
 		--no-emit-index-url --no-emit-find-links --all-extras \
 		--output-file $(LOCK) pyproject.toml
 
