@@ -193,7 +193,7 @@ class Settings(BaseSettings):
     # be, how many connections at once, and whether /metrics and /ready's details need the admin key.
     trusted_proxies: str = Field(
         default="",
-        description="Comma-separated addresses (or '*') of reverse proxies whose X-Forwarded-For is "
+        description="Comma-separated addresses or CIDR ranges (or '*') of reverse proxies whose X-Forwarded-For is "
         "believed; unset: none, the peer address is the client",
     )
     max_header_bytes: int = Field(
