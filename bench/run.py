@@ -9,7 +9,9 @@ reference), and the gateway with authentication on; with ``--baseline-src``, a s
 run from another checkout's ``src`` (before/after a change, in one run); and Anthropic's
 Messages API (``/v1/messages``) on the tested gateway, over the same upstream, to compare it
 with chat completions. Machines are noisy, so the figures that matter are the ratios to the
-pass-through measured in the same run.
+pass-through measured in the same run. In each round the gateway's Responses API streams (``POST /v1/responses``: the same tokens, from the
+upstream's own Responses stream) are measured too, and reported as a ratio to its chat
+completion streams.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from pathlib import Path
 import httpx
 
 HERE = Path(__file__).parent
+RESPONSES = "gateway, Responses API"
+CHAT = "gateway (auth on)"
 PY = sys.executable
 MESSAGES = "gateway /v1/messages"
 
@@ -135,6 +139,7 @@ def measure(a: argparse.Namespace, split: bool) -> dict[str, dict[str, dict[str,
     # so the static upstream needs nothing new): compared with the chat completions rows
     messages_plain = {**plain, "max_tokens": 1024}
     messages_streamed = {**messages_plain, "stream": True}
+    responses = {"model": "grok-4.3", "input": "Say hello.", "stream": True, "store": False}
     up_args = [PY, str(HERE / "static_upstream.py"), "--port", str(up_port), "--chunks", str(a.chunks)]
     pt_args = [PY, str(HERE / "passthrough.py"), "--port", str(pt_port), "--upstream", upstream]
     gw_args = [PY, "-m", "grok_api", "serve", "--port", str(gw_port)]
@@ -161,6 +166,8 @@ def measure(a: argparse.Namespace, split: bool) -> dict[str, dict[str, dict[str,
                     base + "/v1/chat/completions", json=plain, headers={"Authorization": f"Bearer {k}"}
                 )
                 check.raise_for_status()
+            gateway = f"http://127.0.0.1:{gw_port}/v1/responses"
+            httpx.post(gateway, json=responses, headers={"Authorization": f"Bearer {key}"}).raise_for_status()
             for _round in range(a.rounds):
                 for name, (base, k) in targets.items():
                     url = base + "/v1/chat/completions"
@@ -173,6 +180,8 @@ def measure(a: argparse.Namespace, split: bool) -> dict[str, dict[str, dict[str,
                 best(runs, "stream", wrk(url, messages_streamed, key, a.seconds, a.connections))
                 if not split:
                     best(runs, "non-stream", wrk(url, messages_plain, key, a.seconds, a.connections))
+                runs = results.setdefault(RESPONSES, {})
+                best(runs, "stream", wrk(gateway, responses, key, a.seconds, a.connections))
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
     return results
@@ -196,6 +205,7 @@ def main() -> None:
         sys.exit("bench needs wrk (Debian: apt-get install wrk)")
     burst = measure(a, split=False)
     split = measure(a, split=True)
+    responses = [run.pop(RESPONSES)["stream"] for run in (burst, split)]
     print(
         f"\n{a.connections} connections, {a.seconds}s a run, {a.chunks}-chunk streams, {os.cpu_count()} cores"
     )
@@ -205,14 +215,20 @@ def main() -> None:
         {n: r["stream"] for n, r in burst.items()},
     )
     report(f"{a.chunks}-chunk streams/s, one write per chunk", {n: r["stream"] for n, r in split.items()})
+    for how, run, answers in (
+        ("one burst", burst, responses[0]),
+        ("one write per chunk", split, responses[1]),
+    ):
+        rows = {CHAT: run[CHAT]["stream"], RESPONSES: answers}
+        report(f"{a.chunks}-chunk streams/s ({how}): chat completions vs the Responses API", rows, ref=CHAT)
 
 
-def report(title: str, rows: dict[str, dict[str, float]]) -> None:
-    ref = rows["bare pass-through"]["rps"]
+def report(title: str, rows: dict[str, dict[str, float]], ref: str = "bare pass-through") -> None:
+    base = rows[ref]["rps"]
     print(f"\n{title}")
-    print(f"  {'target':28} {'per second':>11} {'p99 ms':>9} {'vs pass-through':>16}")
+    print(f"  {'target':28} {'per second':>11} {'p99 ms':>9} {'vs ' + ref:>20}")
     for name, r in rows.items():
-        print(f"  {name:28} {r['rps']:11.1f} {r['p99_ms']:9.1f} {r['rps'] / ref:16.0%}")
+        print(f"  {name:28} {r['rps']:11.1f} {r['p99_ms']:9.1f} {r['rps'] / base:20.0%}")
         if r["non_2xx"] or r["timeouts"]:
             print(f"  ! {name}: non-2xx {r['non_2xx']:.0f}, timeouts {r['timeouts']:.0f}")
     if MESSAGES in rows:

@@ -3,7 +3,8 @@
 It does no JSON work and no framework work, so that what a benchmark measures is the thing in
 front of it. ``POST /v1/chat/completions`` answers one fixed completion, or a fixed stream of
 N content chunks when the body asks for ``"stream":true`` (in one write, or with ``--split``
-one write per frame, as a real token stream arrives); ``GET /v1/models`` lists one model.
+one write per frame, as a real token stream arrives); ``POST /v1/responses`` answers the same
+N tokens as xAI's Responses event stream; ``GET /v1/models`` lists one model.
 
     python bench/static_upstream.py --port 8091 --chunks 200
 """
@@ -28,6 +29,50 @@ def _response(body: bytes, content_type: bytes) -> bytes:
         + b"\r\n\r\n"
         + body
     )
+
+
+def responses_stream(chunks: int) -> list[bytes]:
+    """The N tokens as xAI streams a Responses answer: one ``data:`` event per token."""
+    rid, mid = "static-1", "msg_static-1"
+    base = {"id": rid, "object": "response", "model": "grok-4.3", "created_at": 1_700_000_000}
+    ids = {"item_id": mid, "output_index": 0, "content_index": 0}
+    text = "".join(f"tok{i} " for i in range(chunks))
+    part = {"type": "output_text", "text": text, "logprobs": [], "annotations": []}
+    item = {"id": mid, "type": "message", "role": "assistant", "status": "completed", "content": [part]}
+    usage = {"input_tokens": 12, "output_tokens": chunks, "total_tokens": 12 + chunks}
+    events: list[dict[str, object]] = [
+        {"type": "response.created", "response": {**base, "status": "in_progress", "output": []}},
+        {"type": "response.in_progress", "response": {**base, "status": "in_progress", "output": []}},
+        {"type": "response.output_item.added", "output_index": 0, "item": {**item, "content": []}},
+        {"type": "response.content_part.added", **ids, "part": {**part, "text": ""}},
+    ]
+    events += [
+        {"type": "response.output_text.delta", **ids, "delta": f"tok{i} ", "logprobs": []}
+        for i in range(chunks)
+    ]
+    events += [
+        {"type": "response.output_text.done", **ids, "text": text},
+        {"type": "response.content_part.done", **ids, "part": part},
+        {"type": "response.output_item.done", "output_index": 0, "item": item},
+        {
+            "type": "response.completed",
+            "response": {**base, "status": "completed", "output": [item], "usage": usage},
+        },
+    ]
+    frames = [
+        b"event: "
+        + str(e["type"]).encode()
+        + b"\ndata: "
+        + orjson.dumps({"sequence_number": n, **e})
+        + b"\n\n"
+        for n, e in enumerate(events)
+    ]
+    head = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: "
+        + str(sum(map(len, frames))).encode()
+        + b"\r\n\r\n"
+    )
+    return [head, *frames]
 
 
 def canned(chunks: int) -> tuple[bytes, list[bytes], bytes]:
@@ -81,10 +126,14 @@ def canned(chunks: int) -> tuple[bytes, list[bytes], bytes]:
 
 
 class StaticProtocol(asyncio.Protocol):
-    def __init__(self, answers: tuple[bytes, list[bytes], bytes], split: bool) -> None:
+    def __init__(
+        self, answers: tuple[bytes, list[bytes], bytes], split: bool, responses: list[bytes]
+    ) -> None:
         self.answers = answers
         self.split = split
         self.stream_blob = b"".join(answers[1])
+        self.responses = responses
+        self.responses_blob = b"".join(responses)
         self.tasks: set[asyncio.Task[None]] = set()
         self.buf = b""
         self.transport: asyncio.WriteTransport | None = None
@@ -108,19 +157,25 @@ class StaticProtocol(asyncio.Protocol):
             assert self.transport is not None
             if head.startswith(b"GET"):
                 self.transport.write(self.answers[2])
+            elif head.startswith(b"POST /v1/responses"):
+                self._stream(self.responses, self.responses_blob)
             elif b'"stream":true' in body or b'"stream": true' in body:
-                if self.split:
-                    task = asyncio.ensure_future(self._dribble(self.transport))
-                    self.tasks.add(task)
-                    task.add_done_callback(self.tasks.discard)
-                else:
-                    self.transport.write(self.stream_blob)
+                self._stream(self.answers[1], self.stream_blob)
             else:
                 self.transport.write(self.answers[0])
 
-    async def _dribble(self, transport: asyncio.WriteTransport) -> None:
+    def _stream(self, frames: list[bytes], blob: bytes) -> None:
+        assert self.transport is not None
+        if self.split:
+            task = asyncio.ensure_future(self._dribble(self.transport, frames))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        else:
+            self.transport.write(blob)
+
+    async def _dribble(self, transport: asyncio.WriteTransport, frames: list[bytes]) -> None:
         """Each frame in its own write, with a turn of the loop between: a token stream."""
-        for frame in self.answers[1]:
+        for frame in frames:
             if transport.is_closing():
                 return
             transport.write(frame)
@@ -129,8 +184,11 @@ class StaticProtocol(asyncio.Protocol):
 
 async def serve(host: str, port: int, chunks: int, split: bool) -> None:
     answers = canned(chunks)
+    responses = responses_stream(chunks)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: StaticProtocol(answers, split), host, port, backlog=2048)
+    server = await loop.create_server(
+        lambda: StaticProtocol(answers, split, responses), host, port, backlog=2048
+    )
     print(f"static upstream on http://{host}:{port}", flush=True)
     async with server:
         await server.serve_forever()

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__, keyevents, logs, tracing
-from .api import admin, admin_stats, chat, dashboard, health, images, messages, models, web_images
+from .api import admin, admin_stats, chat, dashboard, health, images, messages, models, responses, web_images
 from .api.deps import Gateway
 from .auth import Authenticator, duplicate_credentials, duplicated
 from .config import Settings
@@ -30,6 +30,7 @@ from .metrics import Metrics
 from .observe import WEB_UPSTREAM, Observer
 from .pipeline import Surface, serve
 from .store import Database, KeyStore, UsageStore
+from .store.responses import ResponseStore
 from .stream_messages import error_body as anthropic_error_body
 from .upstreams.registry import build_router
 from .usage import UsageRecorder
@@ -37,6 +38,7 @@ from .usage import UsageRecorder
 log = logging.getLogger(__name__)
 
 LAST_USED_FLUSH_SECONDS = 10.0
+RESPONSES_CLEANUP_SECONDS = 3600.0
 
 
 def error_response(err: GatewayError, path: str = "") -> Response:
@@ -146,6 +148,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.push_async_callback(recorder.flush)  # the last usage, after in-flight requests
         limiter = build_limiter(settings, usage_store, metrics, client)
         stack.push_async_callback(limiter.aclose)
+        stored = ResponseStore(db, ttl=settings.responses_ttl)
+        stack.push_async_callback(stored.drain)  # stored answers still being written
         app.state.gateway = Gateway(
             settings=settings,
             db=db,
@@ -157,10 +161,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             metrics=metrics,
             observer=observer,
             redis=client,
+            responses=stored,
         )
         _background(stack, auth.run_flusher(LAST_USED_FLUSH_SECONDS))
         _background(stack, recorder.run(settings.usage_flush_interval))
         _background(stack, app.state.gateway.memory.run())
+        _background(stack, stored.run_cleanup(RESPONSES_CLEANUP_SECONDS))
         if client is not None:
             _background(stack, keyevents.listen(client, auth.invalidate))
         # Everything built so far lives as long as the process: move it out of the cyclic garbage
@@ -202,7 +208,9 @@ class GatewayApp(FastAPI):
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
             schema = super().openapi()
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(chat.SCHEMA_COMPONENTS)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(chat.SCHEMA_COMPONENTS)
+            components.update(responses.SCHEMA_COMPONENTS)
             self.openapi_schema = schema
         return self.openapi_schema
 
@@ -233,7 +241,12 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         redirect_slashes=False,  # a redirect would be built from the request's Host header
     )
     app.state.settings = settings
-    app.hot = {chat.PATH: chat.SURFACE, messages.PATH: messages.SURFACE, images.PATH: images.SURFACE}
+    app.hot = {
+        chat.PATH: chat.SURFACE,
+        messages.PATH: messages.SURFACE,
+        images.PATH: images.SURFACE,
+        responses.PATH: responses.SURFACE,
+    }
     if settings.cors_origins:
         origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
         app.entry = CORSMiddleware(
@@ -267,6 +280,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
     app.include_router(chat.router)
     app.include_router(messages.router)
     app.include_router(images.router)
+    app.include_router(responses.router)
     app.include_router(models.router)
     app.include_router(health.router)
     app.include_router(admin.router)

@@ -188,6 +188,12 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="How many recent requests each instance keeps in memory for the dashboard.",
     )
+    responses_ttl: float = Field(
+        default=30 * 86400.0,
+        gt=0,
+        description="Seconds a stored Responses API answer (store=true) is kept and can be retrieved "
+        "or continued with previous_response_id; expired ones are removed by a background task.",
+    )
 
     # Hardening (issue 10): who may send forwarded headers, how big and how slow a request may
     # be, how many connections at once, and whether /metrics and /ready's details need the admin key.

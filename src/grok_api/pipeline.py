@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -88,12 +88,21 @@ class Encoder(Protocol):
 @dataclass(slots=True)
 class Call:
     """What a surface made of a request: the upstream request, its encoder, and how many
-    completion tokens to reserve (``None``: the deployment's default reserve)."""
+    completion tokens to reserve (``None``: the deployment's default reserve).
+
+    Two optional hooks, for surfaces that keep state (chat completions has neither):
+    ``load`` is awaited once the key may use the model and before the request is admitted
+    (e.g. to fetch a stored conversation; it may update ``request`` and ``prompt_estimate``);
+    ``done`` is called once the answer is complete, before its last bytes are sent (e.g. to
+    store it, in the background). Neither runs for a request that failed.
+    """
 
     request: ChatRequest
     encoder: Encoder
     prompt_estimate: int
     answer_tokens: int | None = None
+    load: Callable[[], Awaitable[None]] | None = None
+    done: Callable[[], None] | None = None
 
 
 class Surface(Protocol):
@@ -304,6 +313,8 @@ async def _handle(
     request = call.request
     check_identifier(request.model, "model")
     gw.auth.check_model(key, request.model)
+    if call.load is not None:
+        await call.load()
     upstream, request.upstream_model = gw.router.route(request.model)
     request.key_id = key.id
     flight.key_id, flight.model = key.id, request.model
@@ -327,12 +338,15 @@ async def _handle(
         async for batch in events:
             tally.add(batch)
             encoder.encode(batch)
-        return JSONResponse(200, encoder.finish(), flight.headers())
-    return await _stream(gw, flight, encoder, events)
+        body = encoder.finish()
+        if call.done is not None:
+            call.done()
+        return JSONResponse(200, body, flight.headers())
+    return await _stream(gw, flight, call, events)
 
 
 async def _stream(
-    gw: Gateway, flight: Flight, encoder: Encoder, events: AsyncIterator[Sequence[Event]]
+    gw: Gateway, flight: Flight, call: Call, events: AsyncIterator[Sequence[Event]]
 ) -> SSEResponse:
     """Waits a keep-alive interval for the first batch before committing to a 200 stream, so that
     an upstream that fails at once gets its real status; a slow one gets keep-alives instead."""
@@ -358,7 +372,9 @@ async def _stream(
         "headers": flight.headers(),
         "keepalive": gw.settings.sse_keepalive,
         "on_error": on_error,
+        "on_done": call.done,
     }
+    encoder = call.encoder
     if not first_task.done():
         return SSEResponse(encoder, events, pending=first_task, **common)
     try:

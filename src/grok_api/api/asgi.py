@@ -107,6 +107,7 @@ class SSEResponse:
         first: Sequence[Event] | None = None,
         pending: asyncio.Future[Sequence[Event]] | None = None,
         on_error: Callable[[GatewayError], None] = lambda exc: None,
+        on_done: Callable[[], None] | None = None,
     ) -> None:
         self.encoder = encoder
         self.tally = tally
@@ -116,6 +117,7 @@ class SSEResponse:
         self.first = first
         self.pending = pending
         self.on_error = on_error
+        self.on_done = on_done
         self.watch: DisconnectWatch | None = None
         self._last = 0.0
         self.bytes_out = 0  # for the access log
@@ -184,7 +186,10 @@ class SSEResponse:
                     self._last = time.monotonic()
                     self.bytes_out += len(data)
                     await send({"type": "http.response.body", "body": data, "more_body": True})
-            return self.encoder.finish()
+            tail = self.encoder.finish()
+            if self.on_done is not None:
+                self.on_done()
+            return tail
         except GatewayError as exc:
             self.on_error(exc)
             log.warning("stream cut by upstream error: %s", exc.message, extra={"status": exc.status})

@@ -15,6 +15,7 @@ from ..metrics import Metrics
 from ..observe import Observer
 from ..router import Router
 from ..store import Database, KeyStore
+from ..store.responses import ResponseStore
 from ..usage import UsageRecorder
 
 
@@ -33,6 +34,7 @@ class Gateway:
     observer: Observer  # request ids, access log, histograms, traces, recent requests
     redis: Redis | None = None
     memory: IdleTrimmer = field(default_factory=IdleTrimmer)
+    responses: ResponseStore | None = None
 
 
 def gateway(request: Request) -> Gateway:

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import grok_web, images, xai
+from . import grok_web, images, xai, xai_responses
 
 
 @dataclass(slots=True)
@@ -65,6 +65,7 @@ class Simulator:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.add_routes(xai.routes(self))
+        app.add_routes(xai_responses.routes(self))
         app.add_routes(grok_web.routes(self))
         app.add_routes(images.routes(self))
         app.add_routes([web.get("/_sim/stats", self._stats), web.get("/_sim/requests", self._requests)])

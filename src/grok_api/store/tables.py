@@ -44,3 +44,17 @@ usage_hourly = sa.Table(
     sa.PrimaryKeyConstraint("key_id", "model", "hour"),
     sa.Index("ix_usage_hourly_hour", "hour"),
 )
+
+responses = sa.Table(
+    "responses",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("key_id", sa.String(32), nullable=False),
+    sa.Column("model", sa.String(256), nullable=False),
+    sa.Column("upstream", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Column("response", sa.Text, nullable=False),
+    sa.Column("history", sa.Text, nullable=False),
+    sa.Index("ix_responses_expires_at", "expires_at"),
+)

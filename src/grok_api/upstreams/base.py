@@ -7,8 +7,10 @@ An upstream is one object with two async methods:
     list of Events decoded from what one network read delivered (a batch is never empty).
     Batching lets the encoders write one frame per read instead of one per token; that is
     what keeps long streams cheap. The Events of one answer come in this order:
-    ``TextDelta`` / ``ReasoningDelta`` / ``ToolCallDelta`` / ``Citation`` in any interleaving, then exactly
-    one ``Finish``; a ``Usage`` may come anywhere, and the last one wins.
+    ``TextDelta`` / ``ReasoningDelta`` / ``ToolCallDelta`` / ``Citation`` / ``ServerTool`` in
+    any interleaving, then exactly one ``Finish``; a ``Usage`` may come anywhere, and the last
+    one wins; a ``ResponseId``, when the upstream names its answer, comes first. Encoders
+    ignore the kinds they have no shape for.
 
     Failures are raised, never yielded: a :class:`~grok_api.errors.GatewayError` subclass
     (``UpstreamError`` 502, ``UpstreamUnavailable`` 503, ``UpstreamTimeout`` 504,
@@ -86,7 +88,8 @@ class Finish:
 
 @dataclass(slots=True)
 class Citation:
-    """A source the answer draws on (a search result); surfaces may show it as an annotation."""
+    """A source the answer draws on (a search result, a web page, a post on X); surfaces may show
+    it as an annotation."""
 
     url: str
     title: str = ""
@@ -101,7 +104,22 @@ class Image:
     revised_prompt: str = ""
 
 
-Event = TextDelta | ReasoningDelta | ToolCallDelta | Citation | Image | Usage | Finish
+@dataclass(slots=True)
+class ResponseId:
+    """The upstream's own id for this answer (xAI's stored response id), sent before any output."""
+
+    id: str
+
+
+@dataclass(slots=True)
+class ServerTool:
+    """A tool the upstream ran itself (xAI's ``web_search``, ``x_search``, ``code_execution``):
+    its finished output item, in the Responses API's shape, as the upstream sent it."""
+
+    item: dict[str, Any]
+
+
+Event = TextDelta | ReasoningDelta | ToolCallDelta | Citation | Image | Usage | Finish | ResponseId | ServerTool
 
 
 @dataclass(slots=True)
@@ -111,7 +129,10 @@ class ChatRequest:
     ``body`` is the client's JSON object as parsed (validated, not copied): upstreams that
     speak the OpenAI wire format forward it with ``model`` replaced by ``upstream_model``.
     Surfaces that are not chat completions (Messages) translate their body into this shape.
-    ``kind`` says what is asked: ``"chat"`` (an answer) or ``"image"`` (image generation).
+    ``kind`` says what is asked: ``"chat"`` (an answer), ``"image"`` (image generation), or
+    ``"responses"`` (a Responses API body, for an upstream that serves ``/v1/responses`` itself;
+    ``messages`` still holds the conversation as chat messages, for estimates and for upstreams
+    that only take messages).
     """
 
     model: str
@@ -120,7 +141,7 @@ class ChatRequest:
     stream: bool
     body: dict[str, Any]
     key_id: str | None = None
-    kind: str = "chat"  # "chat", or "image" (image generation; see the module docstring)
+    kind: str = "chat"  # "chat", "image" or "responses" (see above and the module docstring)
 
 
 @dataclass(slots=True, frozen=True)

@@ -35,6 +35,7 @@ from .base import (
     Usage,
 )
 from .http import HTTPOptions, PooledClient, converted, read_lines, request_body
+from .xai_responses import ResponsesDecoder
 
 _ERROR_BODY_LIMIT = 64 * 1024
 
@@ -78,6 +79,10 @@ class XAIUpstream:
     async def stream(self, request: ChatRequest) -> AsyncIterator[Sequence[Event]]:
         if request.kind == "image":
             yield await self._images(request)
+            return
+        if request.kind == "responses":
+            async for batch in self._responses(request):
+                yield batch
             return
         body = dict(request.body)
         body["model"] = request.upstream_model
@@ -127,6 +132,34 @@ class XAIUpstream:
                 raise await _error_from(resp, self.name)
             data = _loads(await resp.read(), self.name)
         return events_from_images(data, self.name)
+
+
+    async def _responses(self, request: ChatRequest) -> AsyncIterator[Sequence[Event]]:
+        """xAI's own ``/v1/responses``, always streamed (one decoder for both shapes of answer)."""
+        body = dict(request.body)
+        body["model"] = request.upstream_model
+        body["stream"] = True
+        async with (
+            converted(self.name),
+            self._session.post(
+                self.base_url + "/responses",
+                data=request_body(orjson.dumps(body)),
+                headers=with_request_id(self._headers),
+                proxy=self._proxy,
+            ) as resp,
+        ):
+            if resp.status >= 400:
+                raise await _error_from(resp, self.name)
+            decoder = ResponsesDecoder(self.name)
+            async for lines in read_lines(resp.content.iter_any()):
+                events = decoder.feed(lines)
+                if events:
+                    yield events
+                if decoder.error is not None:
+                    raise decoder.error
+                if decoder.done:
+                    return
+            raise UpstreamError(f"{self.name} ended the stream before it was complete")
 
 
 def events_from_images(data: Any, upstream: str) -> list[Event]:

@@ -1,0 +1,393 @@
+"""The Responses API through the official ``openai`` SDK's ``responses`` client, against both
+upstreams of the simulator: xAI's API (its own ``/v1/responses``) and grok.com (``web/…``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from grok_api.store import Limits
+
+from .conftest import ADMIN_KEY, Env, ServedApp, web_settings
+from .responses_helpers import check_event, check_response, stream_events
+
+XAI = "grok-4.3"
+XAI_REASONING = "grok-3-mini"
+WEB = "web/grok-4"
+BOTH = pytest.mark.parametrize("model", [XAI, WEB])
+DEEP: list[Any] = []
+for _ in range(70):
+    DEEP = [DEEP]
+
+
+@pytest.fixture(scope="module")
+def gw(env: Env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    """A gateway with both upstreams: xAI's API (default) and grok.com (``web/…``)."""
+    settings = web_settings(tmp_path_factory.mktemp("responses"), env.sim)
+    with ServedApp(settings) as served:
+        e = Env(app=served, sim=env.sim, settings=settings)
+        yield e
+        e.close_clients()
+
+
+@pytest.fixture
+def key(gw: Env) -> str:
+    return gw.create_key("responses")[1]
+
+
+@pytest.fixture
+def client(gw: Env, key: str) -> openai.OpenAI:
+    return gw.client(key)
+
+
+def sent(gw: Env, since: int, upstream: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(path, body) for u, path, body in gw.sim.since(since) if u == upstream]
+
+
+def web_turns(gw: Env, since: int) -> list[tuple[str | None, str | None, str]]:
+    """Each grok.com turn as (conversation continued or None, parent response or None, text sent),
+    from the frames the simulated grok.com WebSocket gateway received."""
+    frames = sent(gw, since, "web")
+    creates = [b["event"]["session"]["x_grok"] for p, b in frames if p == "ws:session.create"]
+    items = [b["event"] for p, b in frames if p == "ws:conversation.item.create"]
+    out = []
+    for x_grok, item in zip(creates, items, strict=True):
+        chunks = item["item"]["x_grok"]["input_chunks"]
+        text = "".join(c["text"]["text"] for c in chunks if "text" in c)
+        out.append((x_grok.get("conversation_id"), item.get("parent_response_id"), text))
+    return out
+
+
+@BOTH
+def test_string_input(client: openai.OpenAI, model: str) -> None:
+    r = client.responses.create(model=model, input="hello there")
+    assert r.object == "response"
+    assert r.status == "completed"
+    assert r.model == model
+    assert r.output_text == "[turn 1] You said: hello there"
+    assert r.output[-1].type == "message"
+    assert r.usage is not None and r.usage.output_tokens > 0
+    assert r.usage.total_tokens == r.usage.input_tokens + r.usage.output_tokens
+    check_response(r.model_dump(mode="json", exclude_unset=True))
+
+
+@BOTH
+def test_item_input_and_instructions(gw: Env, client: openai.OpenAI, model: str) -> None:
+    start = gw.sim.recorded
+    r = client.responses.create(
+        model=model,
+        instructions="Answer like a pirate.",
+        input=[{"role": "user", "content": [{"type": "input_text", "text": "ahoy"}]}],
+    )
+    assert r.output_text == "[turn 1] You said: ahoy"
+    assert r.instructions == "Answer like a pirate."
+    if model == XAI:
+        (path, body), *_ = sent(gw, start, "xai")
+        assert path == "/v1/responses"
+        assert body["instructions"] == "Answer like a pirate."
+        assert body["model"] == "grok-4.3"
+    else:
+        ((conversation, _, text),) = web_turns(gw, start)
+        assert conversation is None
+        assert "Answer like a pirate." in text
+
+
+@BOTH
+def test_three_turns_by_previous_response_id(gw: Env, client: openai.OpenAI, model: str) -> None:
+    start = gw.sim.recorded
+    ids: list[str | None] = [None]
+    for turn, text in enumerate(["first", "second", "third"], start=1):
+        r = client.responses.create(model=model, input=text, previous_response_id=ids[-1])
+        assert r.output_text == f"[turn {turn}] You said: {text}"
+        assert r.previous_response_id == ids[-1]
+        ids.append(r.id)
+    if model == XAI:
+        bodies = [body for _, body in sent(gw, start, "xai")]
+        assert [b["input"] for b in bodies] == ["first", "second", "third"]  # xAI keeps the state
+        assert [b.get("previous_response_id") for b in bodies] == ids[:3]
+    else:
+        first, *follow_ups = web_turns(gw, start)
+        assert first[0] is None and first[2] == "first"  # a new grok.com conversation
+        conversation = follow_ups[0][0]
+        assert conversation is not None
+        parents = set()
+        for (continued, parent, sent_text), text in zip(follow_ups, ["second", "third"], strict=True):
+            assert continued == conversation  # the same grok.com conversation, continued upstream
+            assert sent_text == text  # only the new message, no replay
+            parents.add(parent)
+        assert None not in parents and len(parents) == 2  # each follows the answer before it
+
+
+@BOTH
+def test_retrieve_and_delete(client: openai.OpenAI, model: str) -> None:
+    r = client.responses.create(model=model, input="keep me")
+    got = client.responses.retrieve(r.id)
+    assert got.id == r.id
+    assert got.output_text == "[turn 1] You said: keep me"
+    assert got.status == "completed"
+    client.responses.delete(r.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(r.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model=model, input="again", previous_response_id=r.id)
+
+
+@BOTH
+def test_another_keys_id_is_404_never_the_content(gw: Env, client: openai.OpenAI, model: str) -> None:
+    r = client.responses.create(model=model, input="my secret plan")
+    other = gw.client(gw.create_key("other")[1])
+    with pytest.raises(openai.NotFoundError) as err:
+        other.responses.retrieve(r.id)
+    assert "secret" not in str(err.value.body)
+    with pytest.raises(openai.NotFoundError):
+        other.responses.delete(r.id)
+    with pytest.raises(openai.NotFoundError) as err:
+        other.responses.create(model=model, input="and?", previous_response_id=r.id)
+    assert "secret" not in str(err.value.body)
+    assert client.responses.retrieve(r.id).output_text.endswith("my secret plan")  # still there
+
+
+def test_store_false_is_not_kept(client: openai.OpenAI) -> None:
+    r = client.responses.create(model=XAI, input="forget me", store=False)
+    assert r.store is False
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(r.id)
+
+
+@pytest.mark.parametrize("model", [XAI, XAI_REASONING, WEB])
+def test_stream_events_match_the_published_shapes(gw: Env, key: str, model: str) -> None:
+    r, events = stream_events(gw.base_url, key, model=model, input="stream [sim tokens=40]")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/event-stream")
+    for n, (name, event) in enumerate(events):
+        assert name == event["type"]
+        assert event["sequence_number"] == n
+        check_event(event)
+    types = [e["type"] for _, e in events]
+    assert types[:2] == ["response.created", "response.in_progress"]
+    assert types[-1] == "response.completed"
+    deltas = "".join(e["delta"] for _, e in events if e["type"] == "response.output_text.delta")
+    (done,) = [e["text"] for _, e in events if e["type"] == "response.output_text.done"]
+    final = events[-1][1]["response"]
+    (message,) = [item for item in final["output"] if item["type"] == "message"]
+    assert deltas == done == message["content"][0]["text"]
+    assert len(deltas.split()) == (5 if model == WEB else 40)  # grok.com's simulator ignores tokens=
+    assert final["usage"]["output_tokens"] > 0
+    if model == XAI_REASONING:
+        assert "response.reasoning_summary_text.delta" in types
+        assert final["output"][0]["type"] == "reasoning"
+        assert types.index("response.reasoning_summary_text.delta") < types.index(
+            "response.output_text.delta"
+        )
+
+
+@BOTH
+def test_sdk_stream_deltas_add_up(client: openai.OpenAI, model: str) -> None:
+    text = ""
+    completed = None
+    with client.responses.stream(model=model, input="streamed hello") as stream:
+        for event in stream:
+            if event.type == "response.output_text.delta":
+                text += event.delta
+        completed = stream.get_final_response()
+    assert text == "[turn 1] You said: streamed hello" == completed.output_text
+
+
+def test_function_tools_and_their_results_next_turn(gw: Env, key: str, client: openai.OpenAI) -> None:
+    tools: Any = [
+        {
+            "type": "function",
+            "name": "get_weather",
+            "description": "The weather in a city.",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            "strict": False,
+        }
+    ]
+    r = client.responses.create(model=XAI, input="[sim tool=1] Paris?", tools=tools, tool_choice="auto")
+    (call,) = [item for item in r.output if item.type == "function_call"]
+    assert call.name == "get_weather"
+    assert call.arguments == '{"input":"[sim tool=1] Paris?"}'
+    follow = client.responses.create(
+        model=XAI,
+        previous_response_id=r.id,
+        tools=tools,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}],
+    )
+    assert follow.output_text == "[turn 1] You said: Tool said: sunny"
+    _, events = stream_events(gw.base_url, key, model=XAI, input="[sim tool=1] Rome?", tools=tools)
+    for _, event in events:
+        check_event(event)
+    types = [e["type"] for _, e in events]
+    assert "response.function_call_arguments.delta" in types
+    (done,) = [e for _, e in events if e["type"] == "response.function_call_arguments.done"]
+    assert done["arguments"] == '{"input":"[sim tool=1] Rome?"}'
+
+
+def test_xai_server_side_tools_and_citations(gw: Env, key: str, client: openai.OpenAI) -> None:
+    r = client.responses.create(model=XAI, input="news?", tools=[{"type": "web_search"}])
+    assert [item.type for item in r.output] == ["web_search_call", "message"]
+    annotations = r.output[-1].content[0].annotations  # type: ignore[union-attr]
+    assert {a.url for a in annotations} == {"https://x.ai/news", "https://docs.x.ai/developers"}  # type: ignore[union-attr]
+    _, events = stream_events(gw.base_url, key, model=XAI, input="news?", tools=[{"type": "web_search"}])
+    for _, event in events:
+        check_event(event)
+    assert sum(e["type"] == "response.output_text.annotation.added" for _, e in events) == 2
+    x = client.responses.create(model=XAI, input="posts?", tools=[{"type": "x_search"}])
+    assert x.output[0].type == "custom_tool_call"
+
+
+def test_xai_gets_every_parameter(gw: Env, client: openai.OpenAI) -> None:
+    start = gw.sim.recorded
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    r = client.responses.create(
+        model=XAI_REASONING,
+        input=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "describe"},
+                    {
+                        "type": "input_image",
+                        "image_url": "data:image/png;base64,iVBORw0KGgo=",
+                        "detail": "auto",
+                    },
+                ],
+            }
+        ],
+        temperature=0.5,
+        top_p=0.9,
+        max_output_tokens=500,
+        reasoning={"effort": "high"},
+        text={"format": {"type": "json_schema", "name": "answer", "schema": schema}},
+        store=True,
+    )
+    assert r.output_text.startswith('{"answer":')
+    (_, body), *_ = sent(gw, start, "xai")
+    assert body["temperature"] == 0.5 and body["top_p"] == 0.9 and body["max_output_tokens"] == 500
+    assert body["reasoning"] == {"effort": "high"}
+    assert body["text"]["format"]["type"] == "json_schema"
+    assert body["input"][0]["content"][1]["type"] == "input_image"
+    short = client.responses.create(model=XAI, input="[sim tokens=50] go", max_output_tokens=5)
+    assert short.status == "incomplete"
+    assert short.incomplete_details is not None and short.incomplete_details.reason == "max_output_tokens"
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"tools": [{"type": "function", "name": "f", "parameters": {}}]}, "tools"),
+        ({"temperature": 0.2}, "temperature"),
+        ({"max_output_tokens": 100}, "max_output_tokens"),
+        ({"reasoning": {"effort": "low"}}, "reasoning"),
+        ({"text": {"format": {"type": "json_object"}}}, "text.format"),
+        ({"tool_choice": "required"}, "tool_choice"),
+        (
+            {
+                "input": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "input_image", "image_url": "https://x.test/a.png"}],
+                    }
+                ]
+            },
+            "input[0].content",
+        ),
+    ],
+)
+def test_grok_com_refuses_what_it_cannot_do(gw: Env, key: str, extra: dict[str, Any], param: str) -> None:
+    body = {"model": WEB, "input": "hi", **extra}
+    r = httpx.post(gw.base_url + "/v1/responses", json=body, headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert err["param"] == param
+    assert err["type"] == "invalid_request_error"
+    assert "grok.com" in err["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"input": "x"}, "model"),
+        ({"model": XAI}, "input"),
+        ({"model": XAI, "input": []}, "input"),
+        ({"model": XAI, "input": [{"role": "user", "content": "x"}] * 3000}, "input"),
+        ({"model": XAI, "input": "x", "metadata": {"a": DEEP}}, None),
+        ({"model": XAI, "input": "x", "temperature": 5}, "temperature"),
+        ({"model": XAI, "input": [{"role": "robot", "content": "x"}]}, "input[0].role"),
+        (
+            {"model": XAI, "input": [{"role": "user", "content": [{"type": "input_image"}]}]},
+            "input[0].content[0].image_url",
+        ),
+    ],
+)
+def test_bad_bodies_are_clear_400s(gw: Env, key: str, body: dict[str, Any], param: str | None) -> None:
+    r = httpx.post(gw.base_url + "/v1/responses", json=body, headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == param
+    assert r.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_a_stream_cut_upstream_ends_with_response_failed(gw: Env, key: str) -> None:
+    _, events = stream_events(gw.base_url, key, model=XAI, input="[sim tokens=30 fault=cut after=5] go")
+    for _, event in events:
+        check_event(event)
+    final = events[-1][1]
+    assert final["type"] == "response.failed"
+    assert final["response"]["error"]["code"] == "server_error"
+
+
+def test_rpm_refusal_in_this_surfaces_shape(gw: Env) -> None:
+    _, key = gw.create_key("rpm1", limits=Limits(rpm=1))
+    client = gw.client(key)
+    client.responses.create(model=XAI, input="one")
+    r = httpx.post(
+        gw.base_url + "/v1/responses",
+        json={"model": XAI, "input": "two"},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert r.status_code == 429
+    assert int(r.headers["retry-after"]) >= 1
+    err = r.json()["error"]
+    assert err["type"] == "rate_limit_error" and err["code"] == "rate_limit_requests"
+    with pytest.raises(openai.RateLimitError):
+        client.responses.create(model=XAI, input="three", stream=True)
+
+
+@BOTH
+def test_usage_is_recorded(gw: Env, model: str) -> None:
+    record, key = gw.create_key("usage")
+    client = gw.client(key)
+    plain = client.responses.create(model=model, input="count me")
+    with client.responses.stream(model=model, input="count me too") as stream:
+        streamed = stream.get_final_response()
+    gw.app.call(gw.app.app.state.gateway.usage.flush())
+    r = httpx.get(
+        gw.base_url + "/admin/usage",
+        params={"key_id": record.id, "since": "1d"},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    )
+    (row,) = r.json()["data"]
+    assert row["model"] == model
+    assert row["requests"] == 2
+    assert plain.usage is not None and streamed.usage is not None
+    assert row["prompt_tokens"] == plain.usage.input_tokens + streamed.usage.input_tokens
+    assert row["completion_tokens"] == plain.usage.output_tokens + streamed.usage.output_tokens
+    assert row["estimated"] is (model == WEB)  # grok.com reports no token counts
+
+
+def test_a_conversation_can_move_between_upstreams(gw: Env, client: openai.OpenAI) -> None:
+    start = gw.sim.recorded
+    on_web = client.responses.create(model=WEB, input="hello from the web")
+    on_xai = client.responses.create(model=XAI, input="now on xai", previous_response_id=on_web.id)
+    assert on_xai.output_text == "[turn 2] You said: now on xai"  # xAI was sent the conversation
+    (_, body), *_ = sent(gw, start, "xai")
+    assert "previous_response_id" not in body  # xAI has no state of a grok.com turn
+    assert body["input"][0] == {"role": "user", "content": "hello from the web"}
+    back = client.responses.create(model=WEB, input="and back", previous_response_id=on_xai.id)
+    assert back.output_text.endswith("You said: and back")
+    *_, (_, _, text) = web_turns(gw, start)
+    assert "hello from the web" in text and "now on xai" in text
