@@ -119,7 +119,9 @@ class ServerTool:
     item: dict[str, Any]
 
 
-Event = TextDelta | ReasoningDelta | ToolCallDelta | Citation | Image | Usage | Finish | ResponseId | ServerTool
+Event = (
+    TextDelta | ReasoningDelta | ToolCallDelta | Citation | Image | Usage | Finish | ResponseId | ServerTool
+)
 
 
 @dataclass(slots=True)

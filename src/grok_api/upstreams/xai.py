@@ -133,7 +133,6 @@ class XAIUpstream:
             data = _loads(await resp.read(), self.name)
         return events_from_images(data, self.name)
 
-
     async def _responses(self, request: ChatRequest) -> AsyncIterator[Sequence[Event]]:
         """xAI's own ``/v1/responses``, always streamed (one decoder for both shapes of answer)."""
         body = dict(request.body)

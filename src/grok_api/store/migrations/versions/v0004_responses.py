@@ -1,7 +1,7 @@
 """Stored Responses API answers, owned by the key that made them.
 
-Revision ID: 0003_responses
-Revises: 0002
+Revision ID: 0004_responses
+Revises: 0003_images
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_responses"
-down_revision = "0002"
+revision = "0004_responses"
+down_revision = "0003_images"
 branch_labels = None
 depends_on = None
 
