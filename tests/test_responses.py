@@ -3,6 +3,7 @@ upstreams of the simulator: xAI's API (its own ``/v1/responses``) and grok.com (
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from typing import Any
 
@@ -294,7 +295,7 @@ def test_xai_gets_every_parameter(gw: Env, client: openai.OpenAI) -> None:
                     }
                 ]
             },
-            "input[0].content",
+            "input[0].content[0].image_url",
         ),
     ],
 )
@@ -306,6 +307,26 @@ def test_grok_com_refuses_what_it_cannot_do(gw: Env, key: str, extra: dict[str, 
     assert err["param"] == param
     assert err["type"] == "invalid_request_error"
     assert "grok.com" in err["message"]
+
+
+def test_grok_com_takes_images_as_data_urls(gw: Env, client: openai.OpenAI) -> None:
+    start = gw.sim.recorded
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64).decode()
+    r = client.responses.create(
+        model=WEB,
+        input=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "what is this?"},
+                    {"type": "input_image", "image_url": f"data:image/png;base64,{png}", "detail": "auto"},
+                ],
+            }
+        ],
+    )
+    assert r.output_text == "[turn 1] You said: what is this? [attached: 1]"  # grok.com saw the image
+    uploads = [b for p, b in sent(gw, start, "web") if p == "/http/upload-file-v2/direct"]
+    assert len(uploads) == 1 and uploads[0]["type"] == "image/png"  # uploaded with the session
 
 
 @pytest.mark.parametrize(

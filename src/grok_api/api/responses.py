@@ -205,8 +205,13 @@ def _refuse_for_web(req: ResponsesRequest, messages: list[dict[str, Any]]) -> No
             raise InvalidRequest(
                 f"The grok.com upstream does not support function calls{hint}", param="input"
             )
-        if isinstance(content, list) and any(p.get("type") != "text" for p in content):
-            raise InvalidRequest(f"The grok.com upstream takes text only{hint}", param=f"input[{i}].content")
+        for j, part in enumerate(content if isinstance(content, list) else ()):
+            if part.get("type") == "image_url" and not part["image_url"]["url"].startswith("data:"):
+                raise InvalidRequest(
+                    "grok.com takes images as base64 data: URLs (uploaded with your session); the "
+                    "gateway does not fetch image URLs for it: send the image's bytes.",
+                    param=f"input[{i}].content[{j}].image_url",
+                )
 
 
 def _echo(body: dict[str, Any], req: ResponsesRequest, store: bool) -> dict[str, Any]:
