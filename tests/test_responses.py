@@ -412,3 +412,33 @@ def test_a_conversation_can_move_between_upstreams(gw: Env, client: openai.OpenA
     assert back.output_text.endswith("You said: and back")
     *_, (_, _, text) = web_turns(gw, start)
     assert "hello from the web" in text and "now on xai" in text
+
+
+def test_parallel_function_calls(gw: Env, key: str, client: openai.OpenAI) -> None:
+    tools: Any = [
+        {
+            "type": "function",
+            "name": name,
+            "parameters": {"type": "object", "properties": {}},
+            "strict": False,
+        }
+        for name in ("get_weather", "get_time")
+    ]
+    r = client.responses.create(model=XAI, input="[sim tool=2] Paris?", tools=tools, parallel_tool_calls=True)
+    calls = [item for item in r.output if item.type == "function_call"]
+    assert [c.name for c in calls] == ["get_weather", "get_time"]
+    assert len({c.call_id for c in calls}) == 2
+    outputs: Any = [{"type": "function_call_output", "call_id": c.call_id, "output": c.name} for c in calls]
+    follow = client.responses.create(model=XAI, previous_response_id=r.id, tools=tools, input=outputs)
+    assert follow.output_text == "[turn 1] You said: Tool said: get_time"
+    _, events = stream_events(gw.base_url, key, model=XAI, input="[sim tool=2] Rome?", tools=tools)
+    for _, event in events:
+        check_event(event)
+    added = [
+        e
+        for _, e in events
+        if e["type"] == "response.output_item.added" and e["item"]["type"] == "function_call"
+    ]
+    assert [e["output_index"] for e in added] == [0, 1]
+    done = [e["arguments"] for _, e in events if e["type"] == "response.function_call_arguments.done"]
+    assert done == ['{"input":"[sim tool=2] Rome?"}', '{"input":"[sim tool=2] Rome?","call":2}']

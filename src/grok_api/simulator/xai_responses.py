@@ -130,11 +130,16 @@ class _Answer:
         kinds = {t.get("type") for t in tools}
         think = d.think if d.think is not None else self.model in REASONING_MODELS
         self.reasoning = reasoning_words(said) if think else []
-        function = next((t for t in tools if t.get("type") == "function"), None)
-        self.call = _function_call(self.id, function, said) if d.tool and function else None
+        functions = [t for t in tools if t.get("type") == "function"]
+        # [sim tool=N]: N calls, of the function tools in turn (parallel calls, as xAI makes them)
+        self.calls = (
+            [_function_call(self.id, functions[k % len(functions)], said, k) for k in range(d.tool)]
+            if functions
+            else []
+        )
         self.searches = ["web_search"] if "web_search" in kinds else []
         self.searches += ["x_search"] if "x_search" in kinds else []
-        words = [] if self.call else answer_words(said, user_turns, d.tokens)
+        words = [] if self.calls else answer_words(said, user_turns, d.tokens)
         if (body.get("text") or {}).get("format", {}).get("type") in ("json_schema", "json_object"):
             words = [orjson.dumps({"answer": "".join(words)}).decode()]
         limit = body.get("max_output_tokens")
@@ -148,7 +153,7 @@ class _Answer:
 
     def usage(self) -> dict[str, Any]:
         reasoning = len(self.reasoning)
-        output = len(self.words) + reasoning + (count_tokens(self.call["arguments"]) if self.call else 0)
+        output = len(self.words) + reasoning + sum(count_tokens(c["arguments"]) for c in self.calls)
         return {
             "input_tokens": self.input_tokens,
             "input_tokens_details": {"cached_tokens": self.cached},
@@ -167,8 +172,8 @@ class _Answer:
                 {"id": f"rs_{self.id}", "type": "reasoning", "summary": summary, "status": "completed"}
             )
         out += [self._search(kind, i) for i, kind in enumerate(self.searches)]
-        if self.call:
-            out.append(self.call)
+        if self.calls:
+            out += self.calls
         else:
             out.append(self._message(self.text(), "completed"))
         return out
@@ -255,9 +260,10 @@ class _Answer:
         for i, kind in enumerate(self.searches):
             ev += self._search_events(kind, i, index)
             index += 1
-        if self.call:
-            ev.append({"type": "response.output_item.added", "item": self.call, "output_index": index})
-            ev.append({"type": "response.output_item.done", "item": self.call, "output_index": index})
+        for call in self.calls:  # xAI sends a call whole: its arguments come with the item
+            ev.append({"type": "response.output_item.added", "item": call, "output_index": index})
+            ev.append({"type": "response.output_item.done", "item": call, "output_index": index})
+            index += 1
         else:
             ev += self._message_events(index)
         final = self.response()
@@ -357,14 +363,14 @@ class _Answer:
         return ev
 
 
-def _function_call(rid: str, tool: dict[str, Any], said: str) -> dict[str, Any]:
-    arguments = orjson.dumps({"input": said}).decode()
+def _function_call(rid: str, tool: dict[str, Any], said: str, k: int) -> dict[str, Any]:
+    arguments = orjson.dumps({"input": said} if k == 0 else {"input": said, "call": k + 1}).decode()
     return {
         "call_id": "call_" + secrets.token_hex(6),
         "name": tool.get("name", "tool"),
         "arguments": arguments,
         "type": "function_call",
-        "id": f"fc_{rid}",
+        "id": f"fc_{rid}_{k}",
         "status": "completed",
     }
 
