@@ -4,11 +4,13 @@ upstreams of the simulator: xAI's API (its own ``/v1/responses``) and grok.com (
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import openai
+import orjson
 import pytest
 
 from grok_api.store import Limits
@@ -442,3 +444,28 @@ def test_parallel_function_calls(gw: Env, key: str, client: openai.OpenAI) -> No
     assert [e["output_index"] for e in added] == [0, 1]
     done = [e["arguments"] for _, e in events if e["type"] == "response.function_call_arguments.done"]
     assert done == ['{"input":"[sim tool=2] Rome?"}', '{"input":"[sim tool=2] Rome?","call":2}']
+
+
+def test_a_client_that_leaves_cancels_upstream_and_nothing_is_stored(gw: Env, key: str) -> None:
+    cancelled = gw.sim.stats["cancelled"]
+    body = {"model": XAI, "input": "[sim tokens=400 rate=40] long", "stream": True}
+    with httpx.stream(
+        "POST",
+        gw.base_url + "/v1/responses",
+        json=body,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    ) as r:
+        seen, response_id = 0, None
+        for line in r.iter_lines():
+            if line.startswith("data: ") and response_id is None:
+                response_id = orjson.loads(line[6:])["response"]["id"]
+            seen += line.startswith("event: response.output_text.delta")
+            if seen >= 3:
+                break  # leaving the block closes the connection mid-stream
+    deadline = time.monotonic() + 20
+    while gw.sim.stats["cancelled"] == cancelled and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gw.sim.stats["cancelled"] > cancelled  # the upstream call was cancelled
+    got = httpx.get(f"{gw.base_url}/v1/responses/{response_id}", headers={"Authorization": f"Bearer {key}"})
+    assert got.status_code == 404  # an answer cut short is not stored
