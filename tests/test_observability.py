@@ -184,7 +184,9 @@ def test_access_lines_carry_the_fields_and_no_secret(gw: Env, lines: Lines) -> N
     assert r.status_code == 200
     rid = r.headers["x-request-id"]
     written = settled(gw, lines, rid)
-    access = next(line for line in written if line["logger"] == logs.ACCESS_LOGGER)
+    access = next(
+        line for line in written if line["logger"] == logs.ACCESS_LOGGER and line["request_id"] == rid
+    )
     usage = r.json()["usage"]
     assert access["request_id"] == rid
     assert access["method"] == "POST" and access["path"] == "/v1/chat/completions"
