@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from ..errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from .http import HTTPOptions, PooledClient, converted
+from .http import HTTPOptions, PooledClient, converted, request_body
 
 
 class WebResponse(Protocol):
@@ -116,7 +116,9 @@ class AiohttpTransport:
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> WebResponse:
         async with converted("grok.com"):
-            resp = await self._client.session.post(url, data=body, headers=headers, proxy=self._client.proxy)
+            resp = await self._client.session.post(
+                url, data=request_body(body), headers=headers, proxy=self._client.proxy
+            )
         return _AiohttpResponse(resp)
 
     async def get(self, url: str, headers: Mapping[str, str]) -> WebResponse:
