@@ -144,7 +144,9 @@ def measure(a: argparse.Namespace, split: bool) -> dict[str, dict[str, dict[str,
     pt_args = [PY, str(HERE / "passthrough.py"), "--port", str(pt_port), "--upstream", upstream]
     gw_args = [PY, "-m", "grok_api", "serve", "--port", str(gw_port)]
     base_port = free_port()
-    base_env = {**gw_env, "PYTHONPATH": str(Path(a.baseline_src or ".").resolve())}
+    # the baseline has a store of its own: its migrations may be older than this checkout's
+    base_dir = tempfile.mkdtemp(prefix="grok-api-bench-base-")
+    base_env = {**gateway_env(upstream, base_dir), "PYTHONPATH": str(Path(a.baseline_src or ".").resolve())}
     base_args = [PY, "-m", "grok_api", "serve", "--port", str(base_port)]
     results: dict[str, dict[str, dict[str, float]]] = {}
     try:
@@ -159,8 +161,9 @@ def measure(a: argparse.Namespace, split: bool) -> dict[str, dict[str, dict[str,
                 "gateway (auth on)": (f"http://127.0.0.1:{gw_port}", key),
             }
             if a.baseline_src:
+                base_key = gateway_key(base_env)
                 stack.enter_context(server(base_args, f"http://127.0.0.1:{base_port}/health", env=base_env))
-                targets["gateway (baseline src)"] = (f"http://127.0.0.1:{base_port}", key)
+                targets["gateway (baseline src)"] = (f"http://127.0.0.1:{base_port}", base_key)
             for _, (base, k) in list(targets.items())[2:]:
                 check = httpx.post(
                     base + "/v1/chat/completions", json=plain, headers={"Authorization": f"Bearer {k}"}
@@ -184,6 +187,7 @@ def measure(a: argparse.Namespace, split: bool) -> dict[str, dict[str, dict[str,
                 best(runs, "stream", wrk(gateway, responses, key, a.seconds, a.connections))
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+        shutil.rmtree(base_dir, ignore_errors=True)
     return results
 
 
