@@ -178,7 +178,13 @@ def translate_messages(messages: Any) -> list[dict[str, Any]]:
             out.append({"role": m["role"], "content": content})
         elif isinstance(content, list):
             if m["role"] == "user":
-                out.extend(_user_turn(content, where))
+                turn = _user_turn(content, where)
+                if not turn:  # as Anthropic: a user turn says something
+                    raise _bad(
+                        f"{where}.content: a user turn needs a text, image or tool_result block",
+                        f"{where}.content",
+                    )
+                out.extend(turn)
             else:
                 out.append(_assistant_turn(content, where))
         else:

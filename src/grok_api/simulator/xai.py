@@ -85,6 +85,8 @@ def routes(sim: Simulator) -> list[web.RouteDef]:
         except (orjson.JSONDecodeError, KeyError, TypeError):
             return xai_error(400, "Client specified an invalid argument", "Malformed request body.")
         sim.record("xai", request.path, body)
+        if not isinstance(messages, list) or not messages:
+            return xai_error(400, "Client specified an invalid argument", "messages must not be empty.")
         if model not in MODELS and model not in ALIASES:
             return xai_error(
                 404,
