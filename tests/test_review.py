@@ -6,6 +6,12 @@ third-party client that found it sent it.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import httpx
 
 from .conftest import UPSTREAM_KEY, Env
@@ -36,3 +42,31 @@ def test_the_simulator_answers_an_empty_message_list_with_a_400(env: Env) -> Non
     )
     assert r.status_code == 400, r.text
     assert "messages" in r.json()["error"]
+
+
+def _keys_create(data_dir: Path, *extra: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("GROK_API_", "XAI_"))}
+    environ |= {"GROK_API_DATA_DIR": str(data_dir), **env}
+    return subprocess.run(
+        [sys.executable, "-m", "grok_api", "keys", "create", "--name", "n", *extra],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_keys_create_says_when_a_running_demo_will_not_accept_the_key(tmp_path: Path) -> None:
+    """README, literally: ``make run``, then ``grok-api keys create`` — and the demo answers that
+    key with 401, since demo keys live in the demo's own store. The command now says so."""
+    assert "running" not in _keys_create(tmp_path).stderr  # no demo: no note
+    demo = _keys_create(tmp_path, "--json", GROK_API_DEMO="1")  # what a running demo holds
+    assert demo.returncode == 0 and "running" not in demo.stderr
+    made = _keys_create(tmp_path, "--json")
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["key"].startswith("gk-")  # the JSON stays clean
+    assert "demo gateway (serve --demo) is running" in made.stderr
+    assert "GROK_API_DEMO=1 grok-api keys create" in made.stderr
+    real = _keys_create(tmp_path, XAI_API_KEY="xai-a-real-upstream-key")  # a real gateway's key
+    assert real.returncode == 0 and "demo" not in real.stderr

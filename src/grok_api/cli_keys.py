@@ -20,6 +20,7 @@ from rich.table import Table
 
 from . import keyevents, timespec
 from .config import Settings
+from .doctor import demo_running
 from .errors import InvalidRequest
 from .store import Database, KeyRecord, KeyStore, Limits, UsageStore
 from .store.keys import UNSET
@@ -113,6 +114,19 @@ def _limits_text(limits: Limits) -> str:
     return ", ".join(parts) or "none"
 
 
+def _warn_if_demo_runs(settings: Settings) -> None:
+    """A key made for the real store while ``make run`` (the demo) runs is refused by that demo:
+    say so, and how to make one it accepts."""
+    if settings.demo or settings.xai_api_key or settings.web_cookies:
+        return
+    if asyncio.run(demo_running(settings)):
+        err_console.print(
+            "Note: a demo gateway (serve --demo) is running; it does not accept this key (demo keys "
+            "live in its own store). For a key the demo accepts: GROK_API_DEMO=1 grok-api keys create …",
+            soft_wrap=True,
+        )
+
+
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option("--name", help="Who or what the key is for.")],
@@ -134,6 +148,7 @@ def keys_create(
     record, key = run_db(
         lambda db: KeyStore(db).create(name, expires_in=seconds, models=allowed, limits=limits)
     )
+    _warn_if_demo_runs(settings_from())
     if as_json:
         _print_json({**record.public(), "key": key})
         return

@@ -151,27 +151,32 @@ async def check_services(settings: Settings) -> list[Finding]:
     return out
 
 
+async def demo_running(settings: Settings) -> bool:
+    """Whether a demo gateway (``serve --demo``) is running: its store holds an active key only
+    while it runs."""
+    if not (settings.data_dir / "demo.db").exists():
+        return False
+    db = await Database.open(settings.model_copy(update={"demo": True}).resolved_database_url())
+    try:
+        return any(k.status() == "active" for k in await KeyStore(db).list())
+    finally:
+        await db.close()
+
+
 async def check_upstream(settings: Settings) -> list[Finding]:
     """No upstream credentials is an error, unless a demo gateway (``serve --demo``) is running:
     its key lives in the demo's own store only while it runs."""
     if settings.xai_api_key or settings.web_cookies or settings.demo:
         return []
-    demo = settings.model_copy(update={"demo": True})
-    if (settings.data_dir / "demo.db").exists():
-        db = await Database.open(demo.resolved_database_url())
-        try:
-            running = any(k.status() == "active" for k in await KeyStore(db).list())
-        finally:
-            await db.close()
-        if running:
-            return [
-                Finding(
-                    "ok",
-                    "upstream",
-                    "demo mode: a demo gateway is running with the built-in simulator (no credentials "
-                    "needed); set XAI_API_KEY or GROK_API_WEB_COOKIES to serve Grok",
-                )
-            ]
+    if await demo_running(settings):
+        return [
+            Finding(
+                "ok",
+                "upstream",
+                "demo mode: a demo gateway is running with the built-in simulator (no credentials "
+                "needed); set XAI_API_KEY or GROK_API_WEB_COOKIES to serve Grok",
+            )
+        ]
     return [Finding("error", "upstream", "no upstream credentials: set XAI_API_KEY or GROK_API_WEB_COOKIES")]
 
 
