@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from .conftest import UPSTREAM_KEY, Env
+from .conftest import ADMIN_KEY, UPSTREAM_KEY, Env
 
 
 def test_a_user_turn_with_no_blocks_is_a_400_not_an_upstream_error(env: Env, key: str) -> None:
@@ -70,3 +70,32 @@ def test_keys_create_says_when_a_running_demo_will_not_accept_the_key(tmp_path: 
     assert "GROK_API_DEMO=1 grok-api keys create" in made.stderr
     real = _keys_create(tmp_path, XAI_API_KEY="xai-a-real-upstream-key")  # a real gateway's key
     assert real.returncode == 0 and "demo" not in real.stderr
+
+
+def _admin_create(env: Env, body: dict[str, object]) -> httpx.Response:
+    return httpx.post(
+        env.base_url + "/admin/keys", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, json=body
+    )
+
+
+def test_admin_key_create_treats_an_empty_model_list_as_every_model_like_edit_does(env: Env) -> None:
+    """``PATCH`` took ``"models": []`` as every model, ``POST`` as none: a key that could do nothing."""
+    r = _admin_create(env, {"name": "empty-list", "models": []})
+    assert r.status_code == 200, r.text
+    assert r.json()["models"] is None
+    listed = httpx.get(env.base_url + "/v1/models", headers={"Authorization": f"Bearer {r.json()['key']}"})
+    assert listed.status_code == 200 and len(listed.json()["data"]) > 0
+
+
+def test_admin_key_create_bounds_what_it_stores(env: Env) -> None:
+    """A blank name, 10,000 model ids of 1,000 characters (10 MB, stored and read back on every
+    key lookup): 400s in OpenAI's shape."""
+    for body, param in (
+        ({"name": "   "}, "name"),
+        ({"name": "many", "models": [f"m{i}" for i in range(1001)]}, "models"),
+        ({"name": "long", "models": ["m" * 257]}, "models"),
+    ):
+        r = _admin_create(env, body)
+        assert r.status_code == 400, (body, r.text)
+        assert r.json()["error"]["param"].startswith(param)
+    assert _admin_create(env, {"name": "fine", "models": ["m" * 256] * 1000}).status_code == 200

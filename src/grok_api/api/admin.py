@@ -11,7 +11,7 @@ import calendar
 import hmac
 import re
 import time
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
@@ -63,7 +63,14 @@ def _key_id(key_id: str) -> str:
 def _printable(text: str, param: str) -> str:
     if not text.isprintable():
         raise InvalidRequest(f"'{param}' must be printable text (no control characters).", param=param)
+    if not text:
+        raise InvalidRequest(f"'{param}' must not be blank.", param=param)
     return text
+
+
+def _models(models: list[str]) -> list[str] | None:
+    """The allowed model ids; none (or only blanks) means every model, on create as on change."""
+    return [_printable(m.strip(), "models") for m in models if m.strip()] or None
 
 
 _admin = admin_gateway
@@ -71,6 +78,8 @@ _admin = admin_gateway
 
 MAX_LIMIT = 10**15  # well inside a 64-bit column
 MAX_LIFETIME = 100 * 365 * 86400.0
+MAX_MODELS = 1000  # model ids a key may be limited to
+ModelId = Annotated[str, Field(max_length=256)]  # as the CLI's --models
 
 
 class KeyLimits(BaseModel):
@@ -87,7 +96,9 @@ class KeyLimits(BaseModel):
 class KeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     expires_in: str | None = Field(default=None, description="A duration such as 30d, 12h or 1y.")
-    models: list[str] | None = Field(default=None, description="The models the key may use (all: null).")
+    models: list[ModelId] | None = Field(
+        default=None, max_length=MAX_MODELS, description="The models the key may use (all: null or [])."
+    )
     limits: KeyLimits = Field(default_factory=KeyLimits)
 
 
@@ -96,7 +107,7 @@ class KeyUpdate(BaseModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     limits: KeyLimits | None = None
-    models: list[str] | None = None
+    models: list[ModelId] | None = Field(default=None, max_length=MAX_MODELS, description="[]: every model.")
     expires_in: str | None = Field(default=None, description="A new expiry, from now (e.g. 30d).")
 
 
@@ -141,9 +152,7 @@ async def list_keys(request: Request) -> dict[str, Any]:
 async def create_key(body: KeyCreate, request: Request) -> dict[str, Any]:
     gw = _admin(request)
     expires = _seconds(body.expires_in) if body.expires_in else None
-    models = (
-        None if body.models is None else [_printable(m.strip(), "models") for m in body.models if m.strip()]
-    )
+    models = None if body.models is None else _models(body.models)
     record, key = await gw.keys.create(
         _printable(body.name.strip(), "name"),
         expires_in=expires,
@@ -163,7 +172,7 @@ async def update_key(key_id: str, body: KeyUpdate, request: Request) -> dict[str
     if body.limits is not None:
         changes["limits"] = {name: getattr(body.limits, name) for name in LIMIT_FIELDS}
     if body.models is not None:
-        changes["models"] = [_printable(m.strip(), "models") for m in body.models if m.strip()] or None
+        changes["models"] = _models(body.models)
     if body.expires_in is not None:
         changes["expires_at"] = int(time.time() + _seconds(body.expires_in))
     record = await gw.keys.update(key_id, **changes)
