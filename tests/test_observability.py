@@ -529,3 +529,21 @@ def test_access_outcomes_for_a_key_limit_and_a_client_that_leaves(gw: Env, lines
     gone = settled(gw, lines, rid)[-1]
     assert gone["outcome"] == "client_gone" and gone["stream"] is True and gone["estimated"] is True
     assert 0 < gone["completion_tokens"] < 400
+
+
+def test_a_count_tokens_access_line_names_its_key_and_model(gw: Env, lines: Lines) -> None:
+    """/v1/messages/count_tokens is served off the hot path; its line said ``key=- model=-``."""
+    record, key = gw.create_key("counting-key")
+    lines.since_mark()
+    rid = "count-tokens-line"
+    r = httpx.post(
+        gw.base_url + "/v1/messages/count_tokens",
+        headers={"x-api-key": key, "x-request-id": rid},
+        json={"model": "grok-4.3", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert r.status_code == 200 and r.json()["input_tokens"] > 0
+    access = next(line for line in settled(gw, lines, rid) if line["logger"] == logs.ACCESS_LOGGER)
+    assert access["path"] == "/v1/messages/count_tokens" and access["status"] == 200
+    assert access["key_id"] == record.id and access["key_name"] == "counting-key"
+    assert access["model"] == "grok-4.3"
+    assert key not in json.dumps(access)

@@ -99,3 +99,26 @@ def test_admin_key_create_bounds_what_it_stores(env: Env) -> None:
         assert r.status_code == 400, (body, r.text)
         assert r.json()["error"]["param"].startswith(param)
     assert _admin_create(env, {"name": "fine", "models": ["m" * 256] * 1000}).status_code == 200
+
+
+def test_count_tokens_keeps_the_bounds_and_the_allowed_models_of_a_message(env: Env) -> None:
+    """count_tokens parsed any body up to the size limit (millions of values, which every other
+    surface refuses before parsing) and counted for models the key may not use."""
+    _, key = env.create_key("counter", models=["grok-4.3"])
+    url, headers = (
+        env.base_url + "/v1/messages/count_tokens",
+        {"x-api-key": key, "content-type": "application/json"},
+    )
+    many = (
+        b'{"model": "grok-4.3", "messages": [{"role": "user", "content": "hi"}], "x": ['
+        + b"0," * 200_000
+        + b"0]}"
+    )
+    r = httpx.post(url, headers=headers, content=many)
+    assert r.status_code == 400, r.text
+    assert r.json()["type"] == "error" and r.json()["error"]["type"] == "invalid_request_error"
+    other = {"model": "grok-4.5", "messages": [{"role": "user", "content": "hi"}]}
+    r = httpx.post(url, headers=headers, json=other)
+    assert r.status_code == 403 and r.json()["error"]["type"] == "permission_error", r.text
+    r = httpx.post(url, headers=headers, json={**other, "model": "grok-4.3"})
+    assert r.status_code == 200 and r.json()["input_tokens"] > 0

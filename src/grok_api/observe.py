@@ -68,6 +68,7 @@ class Observer:
         rid = request_id_from(given.decode("latin-1") if given is not None else None)
         REQUEST_ID.set(rid)
         record = RequestRecord(rid, scope["method"], scope["path"], "other", time.time(), time.perf_counter())
+        CURRENT.set(record)  # a route may name its key and model on it
         tag = (b"x-request-id", rid.encode())
 
         async def tagged(message: Message) -> None:

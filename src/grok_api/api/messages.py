@@ -17,8 +17,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from ..bounds import check_identifier, check_values
 from ..errors import GatewayError
 from ..pipeline import Call, Surface, check_content_type, parse_json, read_body
+from ..recent import CURRENT
 from ..store import KeyRecord
 from ..stream_messages import MessageAggregator, MessageStreamEncoder, error_body
 from ..upstreams.base import ChatRequest
@@ -83,17 +85,28 @@ async def create_message(request: Request) -> Response:
     summary="Count a message's input tokens (an estimate)",
 )
 async def count_tokens(request: Request) -> Response:
+    """The same checks as a message up to the model (bounds, a key past its rate refused before its
+    body is read), and the access line names the key and model; nothing is charged."""
     gw = gateway(request)
+    record = CURRENT.get()
     try:
-        await gw.auth.authenticate(request.headers, request.client.host if request.client else "")
+        key = await gw.auth.authenticate(request.headers, request.client.host if request.client else "")
+        if record is not None:
+            record.key_id, record.key_name = key.id, key.name
+        gw.limiter.refusals.check(key)
         headers = dict(request.headers)
         check_content_type(headers)
         raw = await read_body(request.receive, headers, gw.settings.max_body_bytes)
+        await check_values(raw, gw.settings.max_json_elements)
         body = parse_json(raw)
         if isinstance(body, dict):
             body = {**body, "max_tokens": 1, "stream": False}  # not needed to count
         chat = to_chat(body)
         check_bounds(chat, gw.settings, raw)
+        check_identifier(chat["model"], "model")
+        if record is not None:
+            record.model = chat["model"]
+        gw.auth.check_model(key, chat["model"])
     except GatewayError as exc:
         return _error(exc)
     tokens = estimate_prompt_tokens(chat["messages"])
