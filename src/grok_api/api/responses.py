@@ -35,7 +35,14 @@ from ..usage import estimate_prompt_tokens
 from .chat import Delegate
 from .deps import Gateway, gateway
 from .responses_encode import ResponsesEncoder
-from .responses_input import ResponsesRequest, to_input, to_messages, validate_responses
+from .responses_input import (
+    ResponsesRequest,
+    references,
+    resolve_references,
+    to_input,
+    to_messages,
+    validate_responses,
+)
 from .schemas import Bounds, check_bounds
 
 router = APIRouter()
@@ -56,7 +63,8 @@ class ResponsesSurface:
         upstream = gw.router.route(req.model)[0].name
         messages = to_messages(req.input)
         _check_size(messages, gw.settings)
-        if upstream != "xai":
+        referenced = references(req.input)
+        if upstream != "xai" and not referenced:  # else once the references are resolved
             _refuse_for_web(req, messages)
         stream = bool(req.stream)
         store = req.store is not False
@@ -77,7 +85,9 @@ class ResponsesSurface:
             answer_tokens=req.max_output_tokens,
         )
         turn = _Turn(gw, key, call, upstream, messages, instructions)
-        if req.previous_response_id:
+        if referenced and isinstance(req.input, list):
+            turn.referenced = (req, req.input)
+        if req.previous_response_id or referenced:
             call.load = turn.load
         if store:
             call.done = turn.save
@@ -107,8 +117,28 @@ class _Turn:
         self.messages = messages
         self.instructions = instructions
         self.history: list[dict[str, Any]] = []
+        self.referenced: tuple[ResponsesRequest, list[dict[str, Any]]] | None = None
 
     async def load(self) -> None:
+        if self.referenced is not None:
+            await self._resolve(*self.referenced)
+        if self.call.request.body.get("previous_response_id"):
+            await self._continue()
+
+    async def _resolve(self, req: ResponsesRequest, items: list[dict[str, Any]]) -> None:
+        """``item_reference`` items replaced by the key's own stored items they name."""
+        store = _store(self.gw)
+        resolved = await resolve_references(items, lambda item_id: store.find_item(item_id, self.key.id))
+        self.messages = to_messages(resolved)
+        _check_size(self.messages, self.gw.settings)
+        if self.upstream != "xai":
+            _refuse_for_web(req, self.messages)
+        request = self.call.request
+        request.messages = [*self.instructions, *self.messages]
+        request.body = {**request.body, "input": resolved}
+        self.call.prompt_estimate = estimate_prompt_tokens(request.messages)
+
+    async def _continue(self) -> None:
         request = self.call.request
         previous_id = str(request.body["previous_response_id"])
         store = _store(self.gw)

@@ -10,11 +10,13 @@ rebuilt as chat messages).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, NotFound
 from .schemas import _param
 
 _OPEN = ConfigDict(extra="allow")
@@ -104,10 +106,47 @@ def to_messages(value: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
                 )
             text = output if isinstance(output, str) else _parts_text(output)
             out.append({"role": "tool", "tool_call_id": item["call_id"], "content": text})
-        elif kind == "item_reference":
-            raise InvalidRequest(
-                "'item_reference' input items are not supported; send the item itself.", param=f"input[{i}]"
-            )
+        # an item_reference is resolved (``resolve_references``) before the input is read
+    return out
+
+
+_ITEM_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def references(value: str | list[dict[str, Any]]) -> list[str]:
+    """The ids the input's ``item_reference`` items name (what the Vercel AI SDK sends for the
+    items of stored responses, in place of the items)."""
+    ids = []
+    for i, item in enumerate(() if isinstance(value, str) else value):
+        if item.get("type") == "item_reference":
+            ref = item.get("id")
+            if not isinstance(ref, str) or not _ITEM_ID.fullmatch(ref):
+                raise InvalidRequest(
+                    "An item_reference needs the 'id' of an earlier item.", param=f"input[{i}].id"
+                )
+            ids.append(ref)
+    return ids
+
+
+async def resolve_references(
+    value: list[dict[str, Any]], find: Callable[[str], Awaitable[dict[str, Any] | None]]
+) -> list[dict[str, Any]]:
+    """The input with each ``item_reference`` replaced by the item it names, as the client would
+    have sent it (reasoning items are left out: their ids are the gateway's, not an upstream's)."""
+    out: list[dict[str, Any]] = []
+    for i, item in enumerate(value):
+        if item.get("type") != "item_reference":
+            out.append(item)
+            continue
+        found = await find(item["id"])
+        if found is None:
+            raise NotFound(f"Item with id '{item['id']}' not found.", param=f"input[{i}]")
+        if found.get("type") == "message":
+            parts = [p for p in found.get("content") or () if isinstance(p, dict)]
+            content = [{"type": "output_text", "text": str(p.get("text", ""))} for p in parts]
+            out.append({"type": "message", "role": "assistant", "content": content})
+        elif found.get("type") == "function_call":
+            out.append({k: found[k] for k in ("type", "call_id", "name", "arguments") if k in found})
     return out
 
 

@@ -105,6 +105,29 @@ class ResponseStore:
             history=orjson.loads(m["history"]),
         )
 
+    async def find_item(self, item_id: str, key_id: str) -> dict[str, Any] | None:
+        """An output item (message, reasoning, function call) of one of the key's own unexpired
+        responses, by the item's id (what an ``item_reference`` names); ``None`` otherwise."""
+        if self._pending:  # a response written just now may hold it
+            await asyncio.gather(*self._pending.values(), return_exceptions=True)
+        needle = orjson.dumps({"id": item_id}).decode()[1:-1]  # "id":"…", as the row stores it
+        query = (
+            responses.select()
+            .where(
+                responses.c.key_id == key_id,
+                responses.c.expires_at > int(time.time()),
+                responses.c.response.contains(needle, autoescape=True),
+            )
+            .order_by(responses.c.created_at.desc())
+            .limit(1)
+        )
+        async with self.db.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        output = orjson.loads(row._mapping["response"]).get("output") or ()
+        return next((item for item in output if item.get("id") == item_id), None)
+
     async def delete(self, response_id: str, key_id: str) -> bool:
         """Deletes the key's own response; False if it has none with this id."""
         await self._settled(response_id)
