@@ -68,3 +68,26 @@ def test_an_item_reference_reads_only_the_keys_own_items(gw: Env) -> None:
         gw, owner, {"model": "grok-4.3", "input": [{"type": "item_reference", "id": item_id}, _user("x")]}
     )
     assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("model", ["grok-4.3", "web/grok-4"])
+def test_a_conversation_by_previous_response_id_keeps_the_size_bounds(
+    env: Env, tmp_path_factory: pytest.TempPathFactory, model: str
+) -> None:
+    """A chat request carries its whole history and is bounded (GROK_API_MAX_MESSAGES, …); a chain
+    of ``previous_response_id``s grew past the bounds without end (each stored row holding it all)."""
+    settings = web_settings(tmp_path_factory.mktemp("chain"), env.sim, max_messages=4)
+    with ServedApp(settings) as served:
+        gw = Env(app=served, sim=env.sim, settings=settings)
+        _, key = gw.create_key("chain")
+        previous = None
+        statuses = []
+        for turn in range(3):  # 1 message, then 2 + 1, then 4 + 1: past the bound
+            body: dict[str, Any] = {"model": model, "input": f"turn {turn}"}
+            if previous:
+                body["previous_response_id"] = previous
+            r = _post(gw, key, body)
+            statuses.append(r.status_code)
+            previous = r.json().get("id")
+        assert statuses == [200, 200, 400], statuses
+        assert r.json()["error"]["code"] == "too_many_messages"

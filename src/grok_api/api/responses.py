@@ -154,6 +154,7 @@ class _Turn:
                 code="previous_response_not_found",
             )
         self.history = previous.history
+        _check_size([*self.history, *self.messages], self.gw.settings)  # as a chat's whole history
         request.messages = [*self.instructions, *self.history, *self.messages]
         self.call.prompt_estimate = estimate_prompt_tokens(request.messages)
         if self.upstream == "xai" and previous.upstream != "xai":
