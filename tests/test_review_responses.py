@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+from grok_api.store import Limits
+
 from .conftest import Env, ServedApp, web_settings
 
 
@@ -91,3 +93,17 @@ def test_a_conversation_by_previous_response_id_keeps_the_size_bounds(
             previous = r.json().get("id")
         assert statuses == [200, 200, 400], statuses
         assert r.json()["error"]["code"] == "too_many_messages"
+
+
+def test_a_budget_caps_a_responses_answer_on_xai_as_it_caps_a_chat_answer(gw: Env) -> None:
+    """The budget cap (``max_tokens`` lowered to what is left) skipped the Responses API's
+    ``max_output_tokens``: a key with 60 tokens left got a 500-token answer."""
+    _, key = gw.create_key("budget", limits=Limits(budget_total=60))
+    mark = gw.sim.recorded
+    r = _post(gw, key, {"model": "grok-4.3", "input": "hi [sim tokens=500]", "max_output_tokens": 1000})
+    assert r.status_code == 200, r.text
+    (body,) = [b for u, p, b in gw.sim.since(mark) if u == "xai"]
+    assert 0 < body["max_output_tokens"] <= 60
+    usage = r.json()["usage"]
+    assert usage["total_tokens"] <= 60 + 5, usage  # what the upstream sends past the cap, at most
+    assert r.json()["status"] == "incomplete"

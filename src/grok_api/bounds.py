@@ -27,12 +27,17 @@ def check_identifier(value: str, param: str, longest: int = 256) -> None:
         )
 
 
-def cap_answer(body: dict[str, Any], cap: int) -> None:
+ANSWER_CAPS = {"chat": ("max_completion_tokens", "max_tokens"), "responses": ("max_output_tokens",)}
+
+
+def cap_answer(body: dict[str, Any], cap: int, kind: str = "chat") -> None:
     """Caps the answer of a request under a token budget to what its reservation holds (the
     client's ``max_tokens``, or the default reserve, and never past what the budget has left);
-    429 when what is left does not cover even the prompt."""
+    429 when what is left does not cover even the prompt. ``kind`` is the upstream call's
+    shape: chat completions, or a Responses API body (``max_output_tokens``)."""
     if cap < 1:
         raise QuotaExceeded("What is left of this key's token budget does not cover this prompt.")
-    names = [n for n in ("max_completion_tokens", "max_tokens") if isinstance(body.get(n), int)]
-    for name in names or ["max_tokens"]:
+    fields = ANSWER_CAPS[kind]
+    names = [n for n in fields if isinstance(body.get(n), int)]
+    for name in names or [fields[-1]]:
         body[name] = min(body.get(name) or cap, cap)

@@ -29,7 +29,7 @@ from starlette.types import Receive, Scope, Send
 
 from .api.asgi import DisconnectWatch, JSONResponse, SSEResponse
 from .auth import duplicate_credentials, duplicated
-from .bounds import cap_answer, check_identifier, check_values
+from .bounds import ANSWER_CAPS, cap_answer, check_identifier, check_values
 from .errors import (
     GatewayError,
     InvalidRequest,
@@ -327,8 +327,8 @@ async def _handle(
         with trace.phase("limiter"):
             flight.ticket = await gw.limiter.acquire(key, call.prompt_estimate + answer)
         trace.upstream_started(upstream.name, request.upstream_model)
-    if flight.ticket.granted is not None and request.kind == "chat":
-        cap_answer(request.body, flight.ticket.granted - call.prompt_estimate)
+    if flight.ticket.granted is not None and request.kind in ANSWER_CAPS:  # not image generation
+        cap_answer(request.body, flight.ticket.granted - call.prompt_estimate, request.kind)
     flight.watch = DisconnectWatch(receive)  # from here on, a client that leaves cancels the work
     record.t_upstream = time.perf_counter()
     events = aiter(upstream.stream(request))
