@@ -6,6 +6,7 @@ third-party client that found it sent it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -13,8 +14,13 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
-from .conftest import ADMIN_KEY, UPSTREAM_KEY, Env
+from grok_api.conversations import Conversations, MemoryConversations
+from grok_api.errors import UpstreamError
+from grok_api.upstreams.web import WebOptions, WebUpstream
+
+from .conftest import ADMIN_KEY, UPSTREAM_KEY, WEB_AGENT, WEB_COOKIES, Env, free_socket
 
 
 def test_a_user_turn_with_no_blocks_is_a_400_not_an_upstream_error(env: Env, key: str) -> None:
@@ -122,3 +128,38 @@ def test_count_tokens_keeps_the_bounds_and_the_allowed_models_of_a_message(env: 
     assert r.status_code == 403 and r.json()["error"]["type"] == "permission_error", r.text
     r = httpx.post(url, headers=headers, json={**other, "model": "grok-4.3"})
     assert r.status_code == 200 and r.json()["input_tokens"] > 0
+
+
+def test_grok_com_images_are_fetched_with_the_session_only_from_grok_coms_hosts(env: Env) -> None:
+    """An absolute image link in a grok.com answer was fetched with the user's grok.com cookies
+    whatever its host (``GROK_API_WEB_IMAGES=proxy``, ``b64_json``)."""
+    listener = free_socket()
+    listener.listen()
+    foreign = f"http://localhost:{listener.getsockname()[1]}/steal.png"  # not grok.com's host
+
+    async def go() -> bytes:
+        upstream = WebUpstream(
+            base_url=env.sim.base_url,
+            cookies=WEB_COOKIES,
+            user_agent=WEB_AGENT,
+            conversations=Conversations(MemoryConversations(ttl=60)),
+            options=WebOptions(images="proxy", assets_url=env.sim.base_url),
+        )
+        try:
+            assert upstream.images is not None
+            with pytest.raises(UpstreamError, match=r"outside grok\.com"):
+                await upstream.images.get(upstream.images.link(foreign).rsplit("/", 1)[1])
+            own = upstream.images.link(env.sim.base_url + "/users/sim/generated/x/image.jpg")
+            found = await upstream.images.get(own.rsplit("/", 1)[1])
+            assert found is not None
+            return found[0]
+        finally:
+            await upstream.aclose()
+
+    try:
+        assert asyncio.run(go()).startswith(b"\xff\xd8")  # grok.com's own asset host still works
+        listener.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nothing ever connected to the foreign host
+    finally:
+        listener.close()

@@ -45,7 +45,7 @@ from .web_answer import (
     error_from,
 )
 from .web_decode import WebDecoder
-from .web_images import MAX_IMAGE_BYTES, ImageCache
+from .web_images import MAX_IMAGE_BYTES, ImageCache, session_host
 from .web_imagine import PROMPT, generate
 from .web_transport import WebResponse, make_transport
 from .web_upload import images_in, upload
@@ -211,7 +211,11 @@ class WebUpstream:
         return (await self._fetch_asset(absolute_link(self.options.assets_url)(path)))[0]
 
     async def _fetch_asset(self, url: str) -> tuple[bytes, str]:
-        """A generated image, fetched with the user's session (``GROK_API_WEB_IMAGES=proxy``)."""
+        """A generated image, fetched with the user's session (``GROK_API_WEB_IMAGES=proxy``, or
+        answered inline). The session goes only to grok.com's own hosts: a link elsewhere (an
+        absolute URL in an answer) is refused, never fetched with the cookies."""
+        if not session_host(url, self.base_url, self.options.assets_url):
+            raise UpstreamError("an image link outside grok.com's hosts; not fetched with your session")
         resp = await self._transport.get(url, self._session)
         try:
             data = await resp.read(MAX_IMAGE_BYTES + 1)

@@ -16,6 +16,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 MAX_LINKS = 50_000
 MAX_IMAGE_BYTES = 32 * 1024 * 1024
@@ -63,6 +64,17 @@ class ImageCache:
         item = self._bytes.pop(token, None)
         if item is not None:
             self._size -= len(item[0])
+
+
+def session_host(url: str, *own: str) -> bool:
+    """Whether ``url`` is on one of the ``own`` URLs' hosts (or a subdomain of one): where the
+    user's grok.com session may be sent."""
+    host = (urlsplit(url).hostname or "").lower()
+    for base in own:
+        mine = (urlsplit(base).hostname or "").lower()
+        if mine and (host == mine or host.endswith("." + mine)):
+            return True
+    return False
 
 
 def find_cache(upstreams: Iterable[Any]) -> ImageCache | None:
