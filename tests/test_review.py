@@ -50,11 +50,13 @@ def test_the_simulator_answers_an_empty_message_list_with_a_400(env: Env) -> Non
     assert "messages" in r.json()["error"]
 
 
-def _keys_create(data_dir: Path, *extra: str, **env: str) -> subprocess.CompletedProcess[str]:
+def _keys_create(
+    data_dir: Path, *extra: str, name: str = "n", **env: str
+) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("GROK_API_", "XAI_"))}
     environ |= {"GROK_API_DATA_DIR": str(data_dir), **env}
     return subprocess.run(
-        [sys.executable, "-m", "grok_api", "keys", "create", "--name", "n", *extra],
+        [sys.executable, "-m", "grok_api", "keys", "create", "--name", name, *extra],
         env=environ,
         capture_output=True,
         text=True,
@@ -67,7 +69,10 @@ def test_keys_create_says_when_a_running_demo_will_not_accept_the_key(tmp_path: 
     """README, literally: ``make run``, then ``grok-api keys create`` — and the demo answers that
     key with 401, since demo keys live in the demo's own store. The command now says so."""
     assert "running" not in _keys_create(tmp_path).stderr  # no demo: no note
-    demo = _keys_create(tmp_path, "--json", GROK_API_DEMO="1")  # what a running demo holds
+    mine = _keys_create(tmp_path, GROK_API_DEMO="1")  # a key of one's own in the demo's store
+    assert mine.returncode == 0 and "running" not in mine.stderr
+    assert "running" not in _keys_create(tmp_path).stderr  # it stays when the demo stops: no note
+    demo = _keys_create(tmp_path, "--json", name="demo", GROK_API_DEMO="1")  # the running demo's key
     assert demo.returncode == 0 and "running" not in demo.stderr
     made = _keys_create(tmp_path, "--json")
     assert made.returncode == 0, made.stderr

@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 from .config import MIN_ADMIN_KEY_CHARS, Settings
 from .store import Database, KeyStore
 
+DEMO_KEY_NAME = "demo"  # the name of the key serve --demo makes (server.py)
+
 _ALL_INTERFACES = ("0.0.0.0", "::", "", "[::]")
 
 
@@ -152,13 +154,13 @@ async def check_services(settings: Settings) -> list[Finding]:
 
 
 async def demo_running(settings: Settings) -> bool:
-    """Whether a demo gateway (``serve --demo``) is running: its store holds an active key only
-    while it runs."""
+    """Whether a demo gateway (``serve --demo``) is running: its own key (named ``demo``) is in
+    its store only while it runs; keys made there with ``GROK_API_DEMO=1 keys create`` stay."""
     if not (settings.data_dir / "demo.db").exists():
         return False
     db = await Database.open(settings.model_copy(update={"demo": True}).resolved_database_url())
     try:
-        return any(k.status() == "active" for k in await KeyStore(db).list())
+        return any(k.name == DEMO_KEY_NAME and k.status() == "active" for k in await KeyStore(db).list())
     finally:
         await db.close()
 

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from . import logs
 from .config import Settings, public_url
+from .doctor import DEMO_KEY_NAME
 from .protocol import BoundedHttpToolsProtocol
 from .store import Database, KeyStore
 
@@ -23,7 +24,7 @@ async def _demo_key(settings: Settings) -> tuple[str, str]:
     """A key in the demo's own store: (its id, the key)."""
     db = await Database.open(settings.resolved_database_url())
     try:
-        record, key = await KeyStore(db).create("demo", expires_in=DEMO_KEY_LIFETIME)
+        record, key = await KeyStore(db).create(DEMO_KEY_NAME, expires_in=DEMO_KEY_LIFETIME)
         return record.id, key
     finally:
         await db.close()
