@@ -7,7 +7,7 @@ delta costs one ``orjson.dumps`` of the delta alone.
 
 from __future__ import annotations
 
-import secrets
+import random
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -25,7 +25,8 @@ _REASONING_KEY = b'{"reasoning_content":'
 
 
 def completion_id() -> str:
-    return "chatcmpl-" + secrets.token_hex(12)
+    """A unique label, not a secret (see ``logs.new_request_id``)."""
+    return f"chatcmpl-{random.getrandbits(96):024x}"
 
 
 def usage_object(usage: Usage) -> dict[str, Any]:
