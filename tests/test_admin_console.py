@@ -15,7 +15,7 @@ from grok_api.recent import RecentRequests, RequestRecord
 from grok_api.timeline import BOUNDS, Timeline, quantile
 from grok_api.websession import WebSessionStatus
 
-from .conftest import ADMIN_KEY, Env, post_chat, stream_frames
+from .helpers import ADMIN_KEY, Env, post_chat, stream_frames
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 

@@ -9,16 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import Env, ServedApp, gateway_settings, key_for, post_chat
-from .test_http_errors import assert_openai_error
-
-URL = "/v1/chat/completions"
-
-
-def post(env: Env, key: str, **kw: object) -> httpx.Response:
-    return httpx.post(
-        env.base_url + URL, headers={"Authorization": f"Bearer {key}", **kw.pop("headers", {})}, **kw
-    )  # type: ignore[arg-type]
+from .helpers import CHAT, Env, ServedApp, assert_openai_error, gateway_settings, key_for, post, post_chat
 
 
 @pytest.mark.parametrize(
@@ -26,7 +17,10 @@ def post(env: Env, key: str, **kw: object) -> httpx.Response:
 )
 def test_wrong_content_type_is_415(env: Env, key: str, kind: str) -> None:
     r = post(
-        env, key, content=b'{"model":"grok-4.20-non-reasoning","messages":[]}', headers={"Content-Type": kind}
+        env.base_url,
+        key,
+        content=b'{"model":"grok-4.20-non-reasoning","messages":[]}',
+        headers={"Content-Type": kind},
     )
     err = assert_openai_error(r, 415)
     assert "application/json" in err["message"]  # type: ignore[operator]
@@ -35,7 +29,7 @@ def test_wrong_content_type_is_415(env: Env, key: str, kind: str) -> None:
 def test_json_content_types_are_accepted(env: Env, key: str) -> None:
     body = b'{"model":"grok-4.20-non-reasoning","messages":[{"role":"user","content":"x"}]}'
     for kind in ("application/json", "application/json; charset=utf-8"):
-        assert post(env, key, content=body, headers={"Content-Type": kind}).status_code == 200
+        assert post(env.base_url, key, content=body, headers={"Content-Type": kind}).status_code == 200
 
 
 def test_deep_nesting_is_400(env: Env, key: str) -> None:
@@ -45,14 +39,14 @@ def test_deep_nesting_is_400(env: Env, key: str) -> None:
         + b"]" * 200
         + b"}"
     )
-    assert assert_openai_error(post(env, key, content=deep), 400)["code"] == "too_deep"
+    assert assert_openai_error(post(env.base_url, key, content=deep), 400)["code"] == "too_deep"
     deeper = b"[" * 5000 + b"]" * 5000  # past the JSON parser's own limit
-    assert_openai_error(post(env, key, content=deeper), 400)
+    assert_openai_error(post(env.base_url, key, content=deeper), 400)
 
 
 def test_too_many_messages_is_400(env: Env, key: str) -> None:
     messages = [{"role": "user", "content": "x"}] * 2049
-    r = post(env, key, json={"model": "grok-4.20-non-reasoning", "messages": messages})
+    r = post(env.base_url, key, json={"model": "grok-4.20-non-reasoning", "messages": messages})
     assert assert_openai_error(r, 400)["code"] == "too_many_messages"
 
 
@@ -65,7 +59,10 @@ def test_content_too_long_is_400(env: Env, tmp_path: Path) -> None:
 
 def test_huge_headers_are_refused_and_harmless(env: Env, key: str) -> None:
     r = post(
-        env, key, json={"model": "grok-4.20-non-reasoning", "messages": []}, headers={"X-Big": "a" * 200_000}
+        env.base_url,
+        key,
+        json={"model": "grok-4.20-non-reasoning", "messages": []},
+        headers={"X-Big": "a" * 200_000},
     )
     assert 400 <= r.status_code < 500
     assert post_chat(env.base_url, key).status_code == 200
@@ -75,7 +72,7 @@ def test_truncated_body_is_harmless(env: Env, key: str) -> None:
     host, port = env.base_url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port))) as s:
         s.sendall(
-            f"POST {URL} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+            f"POST {CHAT} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
             'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"model":'.encode()
         )
     assert post_chat(env.base_url, key).status_code == 200
@@ -104,18 +101,18 @@ def test_failed_authentication_is_throttled_per_address(env: Env, tmp_path: Path
 
 def test_cors_is_off_unless_configured(env: Env, tmp_path: Path) -> None:
     preflight = {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
-    r = httpx.options(env.base_url + URL, headers=preflight)
+    r = httpx.options(env.base_url + CHAT, headers=preflight)
     assert "access-control-allow-origin" not in r.headers
     settings = gateway_settings(tmp_path, env.sim, cors_origins="https://app.example")
     with ServedApp(settings) as served:
-        ok = httpx.options(served.base_url + URL, headers={**preflight, "Origin": "https://app.example"})
+        ok = httpx.options(served.base_url + CHAT, headers={**preflight, "Origin": "https://app.example"})
         assert ok.headers["access-control-allow-origin"] == "https://app.example"
         r = httpx.post(
-            served.base_url + URL,
+            served.base_url + CHAT,
             headers={"Origin": "https://app.example", "Authorization": f"Bearer {key_for(settings)}"},
             json={"model": "grok-4.20-non-reasoning", "messages": [{"role": "user", "content": "x"}]},
         )
         assert r.status_code == 200
         assert r.headers["access-control-allow-origin"] == "https://app.example"
-        bad = httpx.options(served.base_url + URL, headers=preflight)
+        bad = httpx.options(served.base_url + CHAT, headers=preflight)
         assert "access-control-allow-origin" not in bad.headers

@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from .conftest import Env
+from .helpers import Env
 
 
 def last_upstream_body(env: Env) -> dict[str, object]:

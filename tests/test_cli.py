@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,25 +12,11 @@ from typer.testing import CliRunner
 
 from grok_api.cli import app, parse_duration
 
-from .conftest import Env
-
-
-def cli(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
-    environ = {**os.environ, "GROK_API_DATA_DIR": str(env.settings.data_dir)}
-    environ.pop("GROK_API_DATABASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "grok_api", *args],
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from .helpers import Env, cli
 
 
 def test_key_lifecycle_through_the_cli(env: Env) -> None:
     created = cli(
-        env,
         "keys",
         "create",
         "--name",
@@ -43,6 +26,7 @@ def test_key_lifecycle_through_the_cli(env: Env) -> None:
         "--models",
         "grok-4.3,grok-4.20-non-reasoning",
         "--json",
+        data_dir=env.settings.data_dir,
     )
     assert created.returncode == 0, created.stderr
     info = json.loads(created.stdout)
@@ -56,18 +40,21 @@ def test_key_lifecycle_through_the_cli(env: Env) -> None:
     with pytest.raises(openai.PermissionDeniedError):
         client.chat.completions.create(model="grok-3-mini", messages=[{"role": "user", "content": "x"}])
 
-    listed = cli(env, "keys", "list", "--json")
+    listed = cli("keys", "list", "--json", data_dir=env.settings.data_dir)
     assert listed.returncode == 0
     rows = {row["id"]: row for row in json.loads(listed.stdout)}
     assert rows[info["id"]]["status"] == "active"
     assert info["key"] not in listed.stdout  # never the key itself
 
-    revoked = cli(env, "keys", "revoke", info["id"])
+    revoked = cli("keys", "revoke", info["id"], data_dir=env.settings.data_dir)
     assert revoked.returncode == 0 and "Revoked" in revoked.stdout
     time.sleep(env.settings.key_cache_ttl + 0.1)
     with pytest.raises(openai.AuthenticationError):
         client.chat.completions.create(model="grok-4.3", messages=[{"role": "user", "content": "x"}])
-    rows = {row["id"]: row for row in json.loads(cli(env, "keys", "list", "--json").stdout)}
+    rows = {
+        row["id"]: row
+        for row in json.loads(cli("keys", "list", "--json", data_dir=env.settings.data_dir).stdout)
+    }
     assert rows[info["id"]]["status"] == "revoked"
 
 

@@ -3,7 +3,6 @@ hold across both. Needs the machine's PostgreSQL and Redis (CI has them)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -15,13 +14,22 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-import sqlalchemy as sa
 
-from grok_api.config import Settings
 from grok_api.simulator import Simulator
-from grok_api.store import Database, KeyRecord, KeyStore, Limits
+from grok_api.store import KeyRecord, Limits
 
-from .conftest import ADMIN_KEY, UPSTREAM_KEY, WEB_AGENT, WEB_COOKIES, free_socket, post_chat, run_async
+from .helpers import (
+    ADMIN_KEY,
+    UPSTREAM_KEY,
+    WEB_AGENT,
+    WEB_COOKIES,
+    clean_environ,
+    cli_ok,
+    create_key,
+    free_port,
+    post_chat,
+    stored_usage,
+)
 
 
 class Cluster:
@@ -31,65 +39,37 @@ class Cluster:
         self.sim = sim
 
     def create_key(self, name: str, limits: Limits) -> tuple[KeyRecord, str]:
-        async def go() -> tuple[KeyRecord, str]:
-            db = await Database.open(self.db_url())
-            try:
-                return await KeyStore(db).create(name, limits=limits)
-            finally:
-                await db.close()
-
-        result: tuple[KeyRecord, str] = run_async(go())
-        return result
-
-    def db_url(self) -> str:
-        return Settings(_env_file=None, database_url=self.database_url).resolved_database_url()  # type: ignore[call-arg]
+        return create_key(self.database_url, name, limits=limits)
 
     def stored_usage(self, key_id: str) -> tuple[int, int]:
-        async def go() -> tuple[int, int]:
-            db = await Database.open(self.db_url())
-            try:
-                async with db.engine.connect() as conn:
-                    row = (
-                        await conn.execute(
-                            sa.text(
-                                "SELECT COALESCE(SUM(requests), 0), COALESCE(SUM(prompt_tokens + completion_tokens), 0)"
-                                " FROM usage_hourly WHERE key_id = :k"
-                            ),
-                            {"k": key_id},
-                        )
-                    ).one()
-                return int(row[0]), int(row[1])
-            finally:
-                await db.close()
-
-        result: tuple[int, int] = run_async(go())
-        return result
+        """(requests, tokens) both instances flushed for one key."""
+        stored = stored_usage(self.database_url, key_id)
+        return stored.requests, stored.tokens
 
 
 @pytest.fixture(scope="module")
 def cluster(
     sim: Simulator, postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GROK_API_", "XAI_"))}
-    env |= {
-        "GROK_API_DATABASE_URL": postgres_url,
-        "GROK_API_REDIS_URL": redis_url,
-        "GROK_API_XAI_BASE_URL": sim.base_url + "/v1",
-        "XAI_API_KEY": UPSTREAM_KEY,
-        "GROK_API_ADMIN_KEY": ADMIN_KEY,
-        "GROK_API_KEY_CACHE_TTL": "60",  # only the Redis announcement can make a revocation quick
-        "GROK_API_USAGE_FLUSH_INTERVAL": "0.5",
-        "GROK_API_DATA_DIR": str(tmp_path_factory.mktemp("cluster")),
-        "GROK_API_LOG_LEVEL": "WARNING",
-        "GROK_API_WEB_BASE_URL": sim.base_url,
-        "GROK_API_WEB_COOKIES": WEB_COOKIES,
-        "GROK_API_WEB_USER_AGENT": WEB_AGENT,
-    }
+    env = clean_environ(
+        {
+            "GROK_API_DATABASE_URL": postgres_url,
+            "GROK_API_REDIS_URL": redis_url,
+            "GROK_API_XAI_BASE_URL": sim.base_url + "/v1",
+            "XAI_API_KEY": UPSTREAM_KEY,
+            "GROK_API_ADMIN_KEY": ADMIN_KEY,
+            "GROK_API_KEY_CACHE_TTL": "60",  # only the Redis announcement can make a revocation quick
+            "GROK_API_USAGE_FLUSH_INTERVAL": "0.5",
+            "GROK_API_DATA_DIR": str(tmp_path_factory.mktemp("cluster")),
+            "GROK_API_LOG_LEVEL": "WARNING",
+            "GROK_API_WEB_BASE_URL": sim.base_url,
+            "GROK_API_WEB_COOKIES": WEB_COOKIES,
+            "GROK_API_WEB_USER_AGENT": WEB_AGENT,
+        }
+    )
     procs, urls = [], []
     for _ in range(2):
-        sock = free_socket()
-        port = sock.getsockname()[1]
-        sock.close()
+        port = free_port()
         procs.append(
             subprocess.Popen(
                 [sys.executable, "-m", "grok_api", "serve", "--port", str(port)],
@@ -192,12 +172,8 @@ def test_revocation_on_one_is_refused_by_the_other_within_a_second(cluster: Clus
 def test_cli_revocation_is_announced(cluster: Cluster, redis_url: str, tmp_path: Path) -> None:
     record, key = cluster.create_key("cli-revoked", Limits())
     assert post_chat(cluster.urls[0], key).status_code == 200
-    env = {**os.environ, "GROK_API_DATABASE_URL": cluster.database_url, "GROK_API_REDIS_URL": redis_url}
-    subprocess.run(
-        [sys.executable, "-m", "grok_api", "keys", "revoke", record.id],
-        env=env,
-        check=True,
-        capture_output=True,
+    cli_ok(
+        "keys", "revoke", record.id, GROK_API_DATABASE_URL=cluster.database_url, GROK_API_REDIS_URL=redis_url
     )
     started = time.monotonic()
     while post_chat(cluster.urls[0], key).status_code == 200:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from .conftest import (
+from .helpers import (
     ADMIN_KEY,
     Env,
     ServedApp,

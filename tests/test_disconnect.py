@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import httpx
 
-from .conftest import Env, ServedApp, gateway_settings, key_for
+from .helpers import Env, ServedApp, gateway_settings, key_for
 
 CLIENTS = 200
 

@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from .helpers import cli
 
 
 def doctor(tmp_path: Path, **env: str) -> tuple[int, list[dict[str, str]]]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("GROK_API_", "XAI_"))}
-    environ |= {"GROK_API_DATA_DIR": str(tmp_path), **env}
-    out = subprocess.run(
-        [sys.executable, "-m", "grok_api", "doctor", "--json"],
-        env=environ,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    out = cli("doctor", "--json", data_dir=tmp_path, cwd=tmp_path, **env)
     return out.returncode, json.loads(out.stdout)
 
 

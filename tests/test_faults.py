@@ -10,11 +10,7 @@ import httpx
 import openai
 import pytest
 
-from .conftest import Env, ServedApp, gateway_settings, post_chat, stream_frames
-
-
-def ask(client: openai.OpenAI, text: str, model: str = "grok-4.20-non-reasoning", **kw: object) -> object:
-    return client.chat.completions.create(model=model, messages=[{"role": "user", "content": text}], **kw)  # type: ignore[call-overload]
+from .helpers import Env, ServedApp, ask, gateway_settings, post_chat, stream_frames
 
 
 @pytest.mark.parametrize("stream", [False, True])

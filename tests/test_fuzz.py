@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ADMIN_KEY, Env
+from .helpers import ADMIN_KEY, Env
 
 
 @pytest.mark.timeout(900)  # every operation of the schema (Messages, images too), 40 examples each, twice

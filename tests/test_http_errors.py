@@ -5,18 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from .conftest import Env
-
-
-def assert_openai_error(r: httpx.Response, status: int) -> dict[str, object]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/json")
-    body = r.json()
-    assert set(body) == {"error"}
-    err = body["error"]
-    assert set(err) == {"message", "type", "param", "code"}
-    assert isinstance(err["message"], str) and err["message"]
-    return err  # type: ignore[no-any-return]
+from .helpers import Env, assert_openai_error
 
 
 def test_unknown_route_is_404(env: Env) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from grok_api.store import Limits
 
-from .conftest import ADMIN_KEY, WEB_AGENT, WEB_COOKIES, Env, ServedApp, web_settings
+from .helpers import ADMIN_KEY, WEB_AGENT, WEB_COOKIES, Env, ServedApp, web_settings
 
 XAI_IMAGE = "grok-imagine-image"
 WEB_IMAGE = "web/grok-imagine"

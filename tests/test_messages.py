@@ -13,7 +13,7 @@ import pytest
 
 from grok_api.store import Limits
 
-from .conftest import ADMIN_KEY, Env, ServedApp, web_settings
+from .helpers import ADMIN_KEY, Env, ServedApp, web_settings
 
 XAI_MODEL = "grok-4.3"
 WEB_MODEL = "web/grok-4"

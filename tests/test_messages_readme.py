@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import Env
+from .helpers import Env
 
 README = Path(__file__).parent.parent / "README.md"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from .conftest import Env
+from .helpers import Env
 
 
 def test_list_models(client: openai.OpenAI) -> None:

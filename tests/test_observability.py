@@ -28,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from grok_api import logs, tracing
 
-from .conftest import (
+from .helpers import (
     ADMIN_KEY,
     UPSTREAM_KEY,
     Env,

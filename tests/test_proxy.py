@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from .conftest import Env, ServedApp, free_socket, gateway_settings, web_settings
+from .helpers import Env, ServedApp, free_socket, gateway_settings, web_settings
 
 
 class ForwardProxy:

@@ -15,11 +15,11 @@ import pytest
 from grok_api.resilience import Breaker
 from grok_api.simulator import SimulatorConfig, SimulatorThread
 
-from .conftest import (
+from .helpers import (
     UPSTREAM_KEY,
     Env,
     ServedApp,
-    free_socket,
+    free_port,
     gateway_settings,
     key_for,
     post_chat,
@@ -99,9 +99,7 @@ def test_credentials_fail_over(env: Env, tmp_path: Path) -> None:
 
 
 def test_breaker_opens_and_recovers(env: Env, tmp_path: Path) -> None:
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()  # nothing listens there yet
+    port = free_port()  # nothing listens there yet
     primary = f"http://127.0.0.1:{port}/v1"
     settings = {
         "xai_base_url": f"{primary},{env.sim.base_url}/v1",

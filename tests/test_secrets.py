@@ -12,7 +12,7 @@ import pytest
 
 from grok_api.logs import JSONFormatter
 
-from .conftest import (
+from .helpers import (
     ADMIN_KEY,
     UPSTREAM_KEY,
     WEB_AGENT,

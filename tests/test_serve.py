@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import openai
 
-from .conftest import free_socket
+from .helpers import clean_environ, free_port
 
 
 @contextmanager
@@ -41,17 +41,9 @@ def process(
             proc.stdout.close()
 
 
-def free_port() -> int:
-    sock = free_socket()
-    port: int = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
 def test_serve_demo_works_with_no_credentials(tmp_path: Path) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GROK_API_", "XAI_"))}
-    env |= {"GROK_API_DATA_DIR": str(tmp_path), "GROK_API_LOG_FORMAT": "text"}
+    env = clean_environ({"GROK_API_DATA_DIR": str(tmp_path), "GROK_API_LOG_FORMAT": "text"})
     args = [sys.executable, "-m", "grok_api", "serve", "--demo", "--port", str(port)]
     with process(args, env, ready="Application startup complete") as (proc, lines):
         out = "".join(lines)

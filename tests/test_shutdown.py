@@ -3,9 +3,7 @@ it ends), usage is flushed, and the process exits 0."""
 
 from __future__ import annotations
 
-import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -15,21 +13,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import UPSTREAM_KEY, Env, free_socket, gateway_settings, key_for
+from .helpers import UPSTREAM_KEY, Env, clean_environ, free_port, gateway_settings, key_for, stored_usage
 
 
 def start(env: Env, tmp_path: Path, grace: float) -> tuple[subprocess.Popen[bytes], str, str]:
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("GROK_API_", "XAI_"))}
-    environ |= {
-        "GROK_API_DATA_DIR": str(tmp_path),
-        "GROK_API_XAI_BASE_URL": env.sim.base_url + "/v1",
-        "XAI_API_KEY": UPSTREAM_KEY,
-        "GROK_API_SHUTDOWN_GRACE": str(grace),
-        "GROK_API_LOG_LEVEL": "WARNING",
-    }
+    port = free_port()
+    environ = clean_environ(
+        {
+            "GROK_API_DATA_DIR": str(tmp_path),
+            "GROK_API_XAI_BASE_URL": env.sim.base_url + "/v1",
+            "XAI_API_KEY": UPSTREAM_KEY,
+            "GROK_API_SHUTDOWN_GRACE": str(grace),
+            "GROK_API_LOG_LEVEL": "WARNING",
+        }
+    )
     key = key_for(gateway_settings(tmp_path, env.sim))
     proc = subprocess.Popen(
         [sys.executable, "-m", "grok_api", "serve", "--port", str(port)],
@@ -76,14 +73,6 @@ def stream_in_background(
     return t
 
 
-def stored_requests(tmp_path: Path) -> tuple[int, int]:
-    with sqlite3.connect(tmp_path / "grok-api.db") as db:
-        row = db.execute(
-            "SELECT COALESCE(SUM(requests), 0), COALESCE(SUM(estimated_requests), 0) FROM usage_hourly"
-        ).fetchone()
-    return int(row[0]), int(row[1])
-
-
 @pytest.mark.parametrize(("grace", "finished"), [(10.0, True), (0.5, False)])
 def test_sigterm_with_streams_in_flight(env: Env, tmp_path: Path, grace: float, finished: bool) -> None:
     proc, url, key = start(env, tmp_path, grace)
@@ -110,6 +99,6 @@ def test_sigterm_with_streams_in_flight(env: Env, tmp_path: Path, grace: float, 
         else:
             assert "shutting down" in body  # cut cleanly, with an error event, when grace ran out
     assert elapsed < grace + 5
-    requests, estimated = stored_requests(tmp_path)
-    assert requests == 4  # usage was flushed on the way out
-    assert estimated == (0 if finished else 4)
+    stored = stored_usage(gateway_settings(tmp_path, env.sim))
+    assert stored.requests == 4  # usage was flushed on the way out
+    assert stored.estimated_requests == (0 if finished else 4)

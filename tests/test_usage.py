@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 
 import httpx
@@ -14,21 +11,11 @@ import pytest
 
 from grok_api.store import Limits
 
-from .conftest import ADMIN_KEY, Env, post_chat, stream_frames
+from .helpers import ADMIN_KEY, Env, ServedApp, cli_ok, gateway_settings, post_chat, stream_frames, usage_rows
 
 
 def flush(env: Env) -> None:
     env.app.call(env.app.app.state.gateway.usage.flush())
-
-
-def usage_rows(env: Env, key_id: str) -> list[dict[str, object]]:
-    r = httpx.get(
-        env.base_url + "/admin/usage",
-        params={"key_id": key_id, "since": "1d"},
-        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-    )
-    assert r.status_code == 200, r.text
-    return r.json()["data"]  # type: ignore[no-any-return]
 
 
 def test_rate_limit_headers_and_429(env: Env) -> None:
@@ -103,7 +90,7 @@ def test_usage_is_recorded_per_key_and_model(env: Env) -> None:
             model="grok-4.20-non-reasoning", messages=[{"role": "user", "content": "[sim fault=500]"}]
         )
     flush(env)
-    rows = {r["model"]: r for r in usage_rows(env, record.id)}
+    rows = {r["model"]: r for r in usage_rows(env.base_url, record.id)}
     assert rows["grok-4.20-non-reasoning"]["requests"] == 4
     assert rows["grok-4.20-non-reasoning"]["errors"] == 1
     assert rows["grok-3-mini"]["requests"] == 1
@@ -136,7 +123,7 @@ def test_abandoned_stream_is_charged_for_what_was_delivered(env: Env) -> None:
     while time.monotonic() < deadline and not rows:
         time.sleep(0.1)
         flush(env)
-        rows = usage_rows(env, record.id)
+        rows = usage_rows(env.base_url, record.id)
     assert len(rows) == 1
     row = rows[0]
     assert row["requests"] == 1
@@ -179,37 +166,26 @@ def test_cli_update_and_usage(env: Env) -> None:
     record, key = env.create_key("cli-usage")
     assert post_chat(env.base_url, key).status_code == 200
     flush(env)
-    environ = {**os.environ, "GROK_API_DATA_DIR": str(env.settings.data_dir)}
 
-    def cli(*args: str) -> str:
-        out = subprocess.run(
-            [sys.executable, "-m", "grok_api", "keys", *args],
-            env=environ,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert out.returncode == 0, out.stderr
-        return out.stdout
+    def keys(*args: str) -> str:
+        return cli_ok("keys", *args, data_dir=env.settings.data_dir)
 
-    rows = json.loads(cli("usage", "--key", record.id, "--json"))
+    rows = json.loads(keys("usage", "--key", record.id, "--json"))
     assert [(r["key_name"], r["model"], r["requests"]) for r in rows] == [
         ("cli-usage", "grok-4.20-non-reasoning", 1)
     ]
-    assert "cli-usage" in cli("usage", "--since", "2020-01-01")
-    updated = json.loads(cli("update", record.id, "--rpm", "1", "--daily-tokens", "500", "--json"))
+    assert "cli-usage" in keys("usage", "--since", "2020-01-01")
+    updated = json.loads(keys("update", record.id, "--rpm", "1", "--daily-tokens", "500", "--json"))
     assert updated["limits"]["rpm"] == 1
     assert updated["limits"]["budget_day"] == 500
     time.sleep(env.settings.key_cache_ttl + 0.1)
     assert post_chat(env.base_url, key).status_code == 200
     assert post_chat(env.base_url, key).status_code == 429
-    cleared = json.loads(cli("update", record.id, "--rpm", "0", "--json"))
+    cleared = json.loads(keys("update", record.id, "--rpm", "0", "--json"))
     assert cleared["limits"]["rpm"] is None
 
 
 def test_workers_without_redis_are_flagged_in_ready(env: Env) -> None:
-    from .conftest import ServedApp, gateway_settings
-
     settings = gateway_settings(env.settings.data_dir, env.sim, workers=3)
     with ServedApp(settings) as served:
         state = httpx.get(served.base_url + "/ready").json()["checks"]["limits"]

@@ -17,7 +17,7 @@ import pytest
 
 from grok_api.conversations import fold, history_hash
 
-from .conftest import WEB_AGENT, WEB_COOKIES, Env, ServedApp, key_for, web_settings
+from .helpers import WEB_AGENT, WEB_COOKIES, Env, ServedApp, ask_text, key_for, web_settings
 
 MODEL = "web/grok-4"
 
@@ -47,18 +47,12 @@ def mark(env: Env) -> int:
     return env.sim.recorded
 
 
-def ask(client: openai.OpenAI, messages: list[dict[str, str]], **kw: Any) -> str:
-    kw.setdefault("model", MODEL)
-    r = client.chat.completions.create(messages=messages, **kw)  # type: ignore[arg-type]
-    return r.choices[0].message.content or ""
-
-
 def test_four_turns_continue_upstream_with_only_the_new_message(web: Env, client: openai.OpenAI) -> None:
     start = mark(web)
     messages: list[dict[str, str]] = [{"role": "system", "content": "Be brief."}]
     for turn, text in enumerate(["first", "second", "third", "fourth"], start=1):
         messages.append({"role": "user", "content": text})
-        answer = ask(client, messages)
+        answer = ask_text(client, messages, MODEL)
         assert answer == f"[turn {turn}] You said: {text}"
         messages.append({"role": "assistant", "content": answer})
     sent = web_requests(web, start)
@@ -78,15 +72,17 @@ def test_four_turns_continue_upstream_with_only_the_new_message(web: Env, client
 
 def test_an_edited_history_starts_a_new_conversation(web: Env, client: openai.OpenAI) -> None:
     first = [{"role": "user", "content": "alpha"}]
-    a1 = ask(client, first)
-    ask(client, [*first, {"role": "assistant", "content": a1}, {"role": "user", "content": "beta"}])
+    a1 = ask_text(client, first, MODEL)
+    ask_text(
+        client, [*first, {"role": "assistant", "content": a1}, {"role": "user", "content": "beta"}], MODEL
+    )
     start = mark(web)
     edited = [
         {"role": "user", "content": "ALPHA (edited)"},
         {"role": "assistant", "content": a1},
         {"role": "user", "content": "gamma"},
     ]
-    answer = ask(client, edited)
+    answer = ask_text(client, edited, MODEL)
     assert answer == "[turn 1] You said: gamma"  # a fresh conversation upstream...
     ((path, body),) = web_requests(web, start)
     assert path == "/rest/app-chat/conversations/new"
@@ -96,21 +92,21 @@ def test_an_edited_history_starts_a_new_conversation(web: Env, client: openai.Op
 
 def test_a_changed_system_prompt_starts_a_new_conversation(web: Env, client: openai.OpenAI) -> None:
     base = [{"role": "system", "content": "one"}, {"role": "user", "content": "hi"}]
-    a1 = ask(client, base)
+    a1 = ask_text(client, base, MODEL)
     start = mark(web)
     changed = [{"role": "system", "content": "two"}, base[1], {"role": "assistant", "content": a1}]
-    ask(client, [*changed, {"role": "user", "content": "again"}])
+    ask_text(client, [*changed, {"role": "user", "content": "again"}], MODEL)
     assert web_requests(web, start)[0][0] == "/rest/app-chat/conversations/new"
 
 
 def test_concurrent_continuations_branch_correctly(web: Env, client: openai.OpenAI) -> None:
     root = [{"role": "user", "content": "root"}]
-    history = [*root, {"role": "assistant", "content": ask(client, root)}]
+    history = [*root, {"role": "assistant", "content": ask_text(client, root, MODEL)}]
     start = mark(web)
     answers: dict[str, str] = {}
 
     def follow(text: str) -> None:
-        answers[text] = ask(client, [*history, {"role": "user", "content": text}])
+        answers[text] = ask_text(client, [*history, {"role": "user", "content": text}], MODEL)
 
     threads = [threading.Thread(target=follow, args=(t,)) for t in ("left", "right")]
     for t in threads:
@@ -129,7 +125,7 @@ def test_concurrent_continuations_branch_correctly(web: Env, client: openai.Open
             {"role": "assistant", "content": answers[text]},
         ]
         assert (
-            ask(client, [*branch, {"role": "user", "content": f"{text} again"}])
+            ask_text(client, [*branch, {"role": "user", "content": f"{text} again"}], MODEL)
             == f"[turn 3] You said: {text} again"
         )
     later = web_requests(web, start)
@@ -184,12 +180,12 @@ def test_inline_thinking_does_not_break_continuity(web: Env, client: openai.Open
 
 def test_bad_thinking_display_is_400(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
-        ask(client, [{"role": "user", "content": "x"}], extra_body={"thinking_display": "loud"})
+        ask_text(client, "x", MODEL, extra_body={"thinking_display": "loud"})
     assert info.value.body["param"] == "thinking_display"  # type: ignore[index]
 
 
 def test_generated_images_become_markdown_links(client: openai.OpenAI) -> None:
-    answer = ask(client, [{"role": "user", "content": "draw [sim images=2]"}])
+    answer = ask_text(client, "draw [sim images=2]", MODEL)
     text, *links = answer.split("\n\n")
     assert text == "[turn 1] You said: draw"
     assert len(links) == 2
@@ -228,7 +224,7 @@ def test_refusals_map_to_clear_errors(web: Env, fault: str, status: int, code: s
 @pytest.mark.parametrize("fault", ["stream_error", "cut"])
 def test_failures_mid_answer(client: openai.OpenAI, fault: str) -> None:
     with pytest.raises(openai.APIStatusError) as info:
-        ask(client, [{"role": "user", "content": f"x y z [sim fault={fault}]"}])
+        ask_text(client, f"x y z [sim fault={fault}]", MODEL)
     assert info.value.status_code == 502
     with pytest.raises(openai.APIError):
         list(
@@ -340,7 +336,7 @@ def test_browser_impersonation_transport(env: Env, tmp_path: Path) -> None:
         messages: list[dict[str, str]] = []
         for turn in (1, 2):
             messages.append({"role": "user", "content": f"impersonated {turn}"})
-            answer = ask(client, messages)
+            answer = ask_text(client, messages, MODEL)
             assert answer == f"[turn {turn}] You said: impersonated {turn}"
             messages.append({"role": "assistant", "content": answer})
         streamed = client.chat.completions.create(
@@ -351,6 +347,6 @@ def test_browser_impersonation_transport(env: Env, tmp_path: Path) -> None:
             == "[turn 1] You said: streamed"
         )
         with pytest.raises(openai.APIStatusError) as info:
-            ask(client, [{"role": "user", "content": "x [sim fault=antibot]"}])
+            ask_text(client, "x [sim fault=antibot]", MODEL)
         assert info.value.status_code == 502
         assert "cf_clearance" in info.value.message

@@ -19,7 +19,7 @@ from grok_api.upstreams.base import Citation, Finish, ReasoningDelta, TextDelta
 from grok_api.upstreams.web_answer import Answer, Display, absolute_link
 from grok_api.upstreams.web_ws_decode import ConversationGone, GatewayDecoder
 
-from .conftest import Env, ServedApp, free_socket, gateway_settings, key_for
+from .helpers import Env, ServedApp, free_socket, gateway_settings, key_for
 
 
 def decoder(**display: str) -> GatewayDecoder:

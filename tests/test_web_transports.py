@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import openai
 import pytest
 
-from .conftest import Env, ServedApp, free_socket, key_for, web_settings
+from .helpers import Env, ServedApp, free_socket, key_for, web_settings
 
 
 class TunnelProxy:

@@ -19,7 +19,7 @@ import pytest
 
 from grok_api.conversations import Handle, fold
 
-from .conftest import Env, ServedApp, key_for, stream_frames, web_settings
+from .helpers import Env, ServedApp, key_for, stream_frames, web_settings
 
 FAST = "web/grok-fast"
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64).decode()
