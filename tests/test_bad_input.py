@@ -9,7 +9,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .helpers import CHAT, Env, ServedApp, assert_openai_error, gateway_settings, key_for, post, post_chat
+from .helpers import (
+    CHAT,
+    Env,
+    ServedApp,
+    assert_openai_error,
+    chat_body,
+    gateway_settings,
+    key_for,
+    post,
+    post_chat,
+)
 
 
 @pytest.mark.parametrize(
@@ -57,15 +67,21 @@ def test_content_too_long_is_400(env: Env, tmp_path: Path) -> None:
         assert assert_openai_error(r, 400)["code"] == "content_too_long"
 
 
-def test_huge_headers_are_refused_and_harmless(env: Env, key: str) -> None:
-    r = post(
-        env.base_url,
-        key,
-        json={"model": "grok-4.20-non-reasoning", "messages": []},
-        headers={"X-Big": "a" * 200_000},
-    )
-    assert 400 <= r.status_code < 500
+def test_huge_headers_are_harmless(env: Env, key: str) -> None:
+    r = post(env.base_url, key, json=chat_body("big"), headers={"X-Big": "a" * 200_000})
+    assert r.status_code in (200, 400, 431)  # answered, either way: not a 5xx, not a hang
     assert post_chat(env.base_url, key).status_code == 200
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="uvicorn's httptools parser buffers request headers without a limit (200 MB on one"
+    " connection was accepted); needs a header-size cap in the server (reported to the lead)",
+)
+def test_huge_headers_are_refused(env: Env, key: str) -> None:
+    # a valid request but for one 200 kB header: only the header can make it a 4xx
+    r = post(env.base_url, key, json=chat_body("big"), headers={"X-Big": "a" * 200_000})
+    assert r.status_code in (400, 431)
 
 
 def test_truncated_body_is_harmless(env: Env, key: str) -> None:
@@ -82,7 +98,7 @@ def test_garbage_request_line_is_harmless(env: Env, key: str) -> None:
     host, port = env.base_url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port))) as s:
         s.sendall(b"\x16\x03\x01\x02\x00garbage\r\n\r\n")
-        s.recv(1024)
+        assert s.recv(1024).startswith(b"HTTP/1.1 400 ")  # refused, as HTTP
     assert post_chat(env.base_url, key).status_code == 200
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import httpx
 
-from .helpers import Env, ServedApp, gateway_settings, key_for
+from .helpers import Env, ServedApp, gateway_settings, key_for, post_chat
 
 CLIENTS = 200
 
@@ -51,11 +51,8 @@ def test_two_hundred_clients_drop_mid_stream(env: Env, tmp_path: Path) -> None:
     )
     with ServedApp(settings) as served:
         key = key_for(settings)
-        httpx.post(  # warm up: one complete request, so pools and lazy state exist before the baseline
-            served.base_url + "/v1/chat/completions",
-            headers={"Authorization": f"Bearer {key}"},
-            json={"model": "grok-4.20-non-reasoning", "messages": [{"role": "user", "content": "warm"}]},
-        )
+        # warm up: one complete request, so pools and lazy state exist before the baseline
+        assert post_chat(served.base_url, key, "warm").status_code == 200
         gw = served.app.state.gateway
         tasks_before = served.call(_task_count())
         fds_before = open_fds()

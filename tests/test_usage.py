@@ -139,8 +139,13 @@ def test_admin_api_needs_the_admin_key(env: Env, key: str) -> None:
     ok = httpx.get(url, headers={"x-api-key": ADMIN_KEY})
     assert ok.status_code == 200
     assert ok.json()["object"] == "list"
-    keys = httpx.get(env.base_url + "/admin/keys", headers={"x-api-key": ADMIN_KEY}).json()["data"]
-    assert all("key_hash" not in k and "key" not in k for k in keys)
+    record, secret = env.create_key("listed")
+    listed = httpx.get(env.base_url + "/admin/keys", headers={"x-api-key": ADMIN_KEY})
+    assert listed.status_code == 200
+    keys = {k["id"]: k for k in listed.json()["data"]}
+    assert keys[record.id]["name"] == "listed"  # the key is listed...
+    assert all("key_hash" not in k and "key" not in k for k in keys.values())  # ...never its secret
+    assert secret not in listed.text and record.key_hash not in listed.text
 
 
 def test_admin_revoke(env: Env) -> None:
@@ -154,11 +159,23 @@ def test_admin_revoke(env: Env) -> None:
     assert missing.status_code == 404
 
 
+def metric(text: str, name: str) -> float:
+    (value,) = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")]
+    return value
+
+
 def test_metrics_and_ready(env: Env, key: str) -> None:
-    post_chat(env.base_url, key)
-    text = httpx.get(env.base_url + "/metrics").text
-    assert 'grok_api_chat_requests_total{outcome="ok"}' in text
-    assert ADMIN_KEY not in text and key not in text
+    ok, tokens = 'grok_api_chat_requests_total{outcome="ok"}', 'grok_api_tokens_total{kind="total"}'
+    before = httpx.get(env.base_url + "/metrics").text
+    r = post_chat(env.base_url, key)
+    assert r.status_code == 200
+    deadline = time.monotonic() + 10  # the request is settled just after its answer was sent
+    while metric(text := httpx.get(env.base_url + "/metrics").text, ok) == metric(before, ok):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert metric(text, ok) == metric(before, ok) + 1  # this request was counted...
+    assert metric(text, tokens) == metric(before, tokens) + r.json()["usage"]["total_tokens"]
+    assert ADMIN_KEY not in text and key not in text  # ...with no secret in the text
     assert httpx.get(env.base_url + "/ready").json()["checks"]["limits"] == "in process"
 
 
