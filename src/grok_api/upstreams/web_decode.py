@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import UpstreamError
+from ..errors import GatewayError, UpstreamError
 from .base import Event
 from .web_answer import Answer, Display, absolute_link, error_from
 
@@ -38,22 +38,37 @@ class WebDecoder:
         self.conversation_id: str | None = None
         self.response_id: str | None = None
         self.answered = False
+        self._pending: GatewayError | None = None
 
     def answer_text(self) -> str:
         return self.answer.answer_text()
 
     def feed(self, lines: list[bytes]) -> list[Event]:
+        """The Events of complete lines. A bad line (or an error line) raises; the Events decoded
+        before it in the same read are returned first and the error is raised by the next call
+        (``feed`` or ``finish``), so what a client sees does not depend on where reads were cut."""
+        self._raise_pending()
         out: list[Event] = []
-        for line in lines:
-            if not line.strip():
-                continue
-            try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                raise UpstreamError(f"grok.com sent a malformed line: {line[:80]!r}") from None
-            if isinstance(obj, dict):
-                self._line(obj, out)
+        try:
+            for line in lines:
+                if not line.strip():
+                    continue
+                try:
+                    obj = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    raise UpstreamError(f"grok.com sent a malformed line: {line[:80]!r}") from None
+                if isinstance(obj, dict):
+                    self._line(obj, out)
+        except GatewayError as exc:
+            if not out:
+                raise
+            self._pending = exc
         return out
+
+    def _raise_pending(self) -> None:
+        if self._pending is not None:
+            exc, self._pending = self._pending, None
+            raise exc
 
     def _line(self, obj: dict[str, Any], out: list[Event]) -> None:
         if isinstance(obj.get("error"), dict):
@@ -92,6 +107,7 @@ class WebDecoder:
 
     def finish(self) -> list[Event]:
         """The Events that end the answer; an answer without its ``modelResponse`` was cut."""
+        self._raise_pending()
         if not self.answered:
             raise UpstreamError("grok.com ended the answer before it was complete")
         return self.answer.finish()
