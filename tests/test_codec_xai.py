@@ -1,0 +1,492 @@
+"""xAI's SSE → Events, directly: recorded streams cut at every byte boundary decode to the same
+Events through ``XAIUpstream.stream`` (its real decode loop over ``read_lines`` and
+``ChunkDecoder``); hand-written streams cover SSE's other shapes, malformed and truncated input,
+errors in-band and before the body, and the non-streamed completion."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+
+from grok_api.errors import GatewayError, InvalidRequest, ModelNotFound, RateLimited, UpstreamError
+from grok_api.errors import UpstreamUnavailable as Unavailable
+from grok_api.upstreams.base import (
+    ChatRequest,
+    Event,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
+from grok_api.upstreams.http import read_lines
+from grok_api.upstreams.xai import ChunkDecoder, XAIUpstream, events_from_completion, usage_from
+
+from .helpers import reads, recorded, splits
+
+T, R = TextDelta, ReasoningDelta
+ANSWER = [T(w) for w in ["[turn ", "1] ", "You ", "said: ", "héllo ", "wörld ", "— ", "世界 ", "🎉"]]
+THOUGHT = [R(w) for w in ["Thinking ", "about: ", "héllo ", "wörld ", "— ", "世界 ", "🎉 "]]
+
+RECORDED: dict[str, list[Event]] = {
+    "xai_text.sse": [*ANSWER, Finish("stop"), Usage(prompt_tokens=8, completion_tokens=9)],
+    "xai_reasoning.sse": [  # xAI counts reasoning outside completion_tokens; folded in (9 + 7)
+        *THOUGHT,
+        *ANSWER,
+        Finish("stop"),
+        Usage(prompt_tokens=8, completion_tokens=16, reasoning_tokens=7),
+    ],
+    "xai_tool.sse": [
+        ToolCallDelta(0, "call_01bb32b25696", "lookup", '{"input":"héllo wörld — 世界 🎉 [sim tool=1]"}'),
+        Finish("tool_calls"),
+        Usage(prompt_tokens=10, completion_tokens=7),
+    ],
+}
+
+
+class Replay:
+    """Stands in for aiohttp's session and response: answers ``status`` and hands the body over
+    in exactly the reads given, so the cuts are ours, not the kernel's."""
+
+    def __init__(self, reads: list[bytes], status: int = 200, headers: dict[str, str] | None = None) -> None:
+        self.reads, self.status, self.headers, self.reason = reads, status, headers or {}, "Reason"
+        self.sent: dict[str, Any] = {}
+
+    def post(self, url: str, **kw: Any) -> Replay:
+        self.sent = {"url": url, **kw}
+        return self
+
+    def get(self, url: str, **kw: Any) -> Replay:
+        return self.post(url, **kw)
+
+    async def __aenter__(self) -> Replay:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    @property
+    def content(self) -> Replay:
+        return self
+
+    def iter_any(self) -> AsyncIterator[bytes]:
+        return reads(self.reads)
+
+    async def read(self, limit: int = -1) -> bytes:
+        return b"".join(self.reads)[: limit if limit >= 0 else None]
+
+
+async def run(
+    chunks: list[bytes], *, stream: bool = True, status: int = 200, headers: dict[str, str] | None = None
+) -> tuple[list[Event], GatewayError | None, Replay]:
+    """Every Event the upstream yields for a body arriving as ``chunks``, and what it raised."""
+    upstream = XAIUpstream(base_url="http://xai.test/v1", api_key="xai-k")
+    await upstream.aclose()  # the real pool is not used: the replay answers instead
+    replay = Replay(chunks, status, headers)
+    upstream._session = replay  # type: ignore[assignment]
+    request = ChatRequest(
+        "m", "grok-3", [{"role": "user", "content": "x"}], stream, {"model": "m", "stream": stream}
+    )
+    events: list[Event] = []
+    try:
+        async for batch in upstream.stream(request):
+            assert batch, "a batch is never empty"
+            events += batch
+    except GatewayError as exc:
+        return events, exc, replay
+    return events, None, replay
+
+
+@pytest.mark.parametrize("name", sorted(RECORDED))
+async def test_recorded_streams_decode_alike_however_cut(name: str) -> None:
+    data = recorded(name)
+    for how, chunks in splits(data):
+        events, error, _ = await run(chunks)
+        assert (events, error) == (RECORDED[name], None), how
+
+
+async def test_the_request_asks_for_a_stream_with_usage() -> None:
+    _, _, replay = await run([recorded("xai_text.sse")])
+    sent = orjson.loads(replay.sent["data"])
+    assert (sent["model"], sent["stream"], sent["stream_options"]) == (
+        "grok-3",
+        True,
+        {"include_usage": True},
+    )
+    assert replay.sent["url"] == "http://xai.test/v1/chat/completions"
+    assert replay.sent["headers"]["Authorization"] == "Bearer xai-k"
+
+
+def frame(obj: object) -> bytes:
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+def delta(d: dict[str, Any], finish: str | None = None) -> bytes:
+    return frame({"choices": [{"index": 0, "delta": d, "finish_reason": finish}]})
+
+
+DONE = b"data: [DONE]\n\n"
+HELLO = [T("Hel"), T("lo")]
+USAGE = frame({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}})
+
+# body -> (Events, error class or None, words the error's message must hold)
+STREAMS: dict[str, tuple[bytes, list[Event], type[GatewayError] | None, str]] = {
+    "crlf, comments and other fields": (
+        b": ping\r\nevent: message\r\nid: 1\r\nretry: 10\r\n"
+        + delta({"content": "Hel"}).replace(b"\n", b"\r\n")
+        + b"data:"
+        + orjson.dumps({"choices": [{"delta": {"content": "lo"}}]})
+        + b"\r\n\r\ndata:\r\ndata: \r\n\r\n"
+        + DONE.replace(b"\n", b"\r\n"),
+        [*HELLO, Finish("stop")],
+        None,
+        "",
+    ),
+    "done without a newline at the end": (
+        delta({"content": "Hel"}) + delta({"content": "lo"}) + b"data: [DONE]",
+        [*HELLO, Finish("stop")],
+        None,
+        "",
+    ),
+    "nothing after done is read": (
+        delta({"content": "Hel"}) + delta({"content": "lo"}) + DONE + b"data: {oops\n\n",
+        [*HELLO, Finish("stop")],
+        None,
+        "",
+    ),
+    "finish, usage, done": (
+        delta({"role": "assistant", "content": "Hel"})
+        + delta({"content": "lo"})
+        + delta({}, "length")
+        + USAGE
+        + DONE,
+        [*HELLO, Finish("length"), Usage(3, 2)],
+        None,
+        "",
+    ),
+    "a second finish is ignored": (
+        delta({"content": "Hel"}, "stop") + delta({"content": "lo"}, "length") + DONE,
+        [T("Hel"), Finish("stop"), T("lo")],
+        None,
+        "",
+    ),
+    "usage and text in one chunk": (
+        frame({"choices": [{"delta": {"content": "Hel"}}], "usage": {"prompt_tokens": 1}}) + DONE,
+        [T("Hel"), Usage(1, 0), Finish("stop")],
+        None,
+        "",
+    ),
+    "reasoning and content in one delta": (
+        delta({"reasoning_content": "hm", "content": "Hel"}) + DONE,
+        [R("hm"), T("Hel"), Finish("stop")],
+        None,
+        "",
+    ),
+    "a tool call in pieces": (
+        delta({"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "f", "arguments": ""}}]})
+        + delta({"tool_calls": [{"index": 0, "function": {"arguments": '{"a":'}}]})
+        + delta(
+            {
+                "tool_calls": [
+                    {"index": 0, "function": {"arguments": "1}"}},
+                    {"index": 1, "id": "c2", "function": {"name": "g"}},
+                ]
+            }
+        )
+        + delta({}, "tool_calls")
+        + DONE,
+        [
+            ToolCallDelta(0, "c1", "f", ""),
+            ToolCallDelta(0, None, None, '{"a":'),
+            ToolCallDelta(0, None, None, "1}"),
+            ToolCallDelta(1, "c2", "g", ""),
+            Finish("tool_calls"),
+        ],
+        None,
+        "",
+    ),
+    "empty deltas and choices": (
+        frame({"choices": []}) + delta({}) + delta({"content": ""}) + delta({"content": "Hel"}) + DONE,
+        [T("Hel"), Finish("stop")],
+        None,
+        "",
+    ),
+    "truncated mid-line": (
+        delta({"content": "Hel"}) + delta({"content": "lo"})[:-9],
+        [T("Hel")],
+        UpstreamError,
+        "malformed",
+    ),
+    "truncated between frames": (
+        delta({"content": "Hel"}) + delta({"content": "lo"}),
+        [*HELLO],
+        UpstreamError,
+        "before it was complete",
+    ),
+    "empty body": (b"", [], UpstreamError, "before it was complete"),
+    "malformed line": (
+        delta({"content": "Hel"}) + b"data: {this is not json\n\n" + DONE,
+        [T("Hel")],
+        UpstreamError,
+        "malformed stream line",
+    ),
+    "not utf-8": (
+        delta({"content": "Hel"}) + b'data: {"choices":[{"delta":{"content":"\xff\xfe"}}]}\n\n' + DONE,
+        [T("Hel")],
+        UpstreamError,
+        "malformed",
+    ),
+    "unexpected shape": (
+        delta({"content": "Hel"}) + frame({"choices": "oops"}) + DONE,
+        [T("Hel")],
+        UpstreamError,
+        "unexpected shape",
+    ),
+    "a list for a chunk": (frame([1, 2]) + DONE, [], UpstreamError, "unexpected shape"),
+    "error in-band": (
+        delta({"content": "Hel"}) + frame({"error": {"message": "overloaded", "code": "x"}}) + DONE,
+        [T("Hel")],
+        UpstreamError,
+        "xai failed (502): overloaded",
+    ),
+    "error in-band, as a string": (
+        frame({"code": "Internal", "error": "boom"}) + DONE,
+        [],
+        UpstreamError,
+        "xai failed (502): boom",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STREAMS))
+async def test_hand_written_streams(name: str) -> None:
+    body, expected, error, words = STREAMS[name]
+    for how, chunks in splits(body) if body else [("empty", [])]:
+        events, raised, _ = await run(chunks)
+        assert events == expected, how
+        assert (None if raised is None else type(raised)) is error, how  # the exact class
+        if raised is not None:
+            assert words in raised.message and raised.status == 502, (how, raised.message)
+
+
+async def test_read_lines_keeps_the_last_line_without_its_newline() -> None:
+    batches = [b async for b in read_lines(reads([b"a\nb", b"c\n\nd", b"e"]))]
+    assert batches == [[b"a"], [b"bc", b""], [b"de"]]
+    assert [b async for b in read_lines(reads([b"no newline", b" at all"]))] == [[b"no newline at all"]]
+    assert [b async for b in read_lines(reads([]))] == []
+
+
+def test_decoder_state_after_feeding() -> None:
+    d = ChunkDecoder("xai")
+    assert d.feed([b'data: {"choices":[{"delta":{"content":"a"}}]}']) == [T("a")]
+    assert (d.done, d.finished, d.error) == (False, False, None)
+    assert d.feed([b"data: [DONE]"]) == [Finish("stop")]
+    assert (d.done, d.finished) == (True, True)
+    bad = ChunkDecoder("up")
+    assert bad.feed([b'data: {"choices":[{"delta":{"content":"a"}}]}', b"data: {nope"]) == [T("a")]
+    assert isinstance(bad.error, UpstreamError) and bad.error.message.startswith(
+        "up sent a malformed stream line"
+    )
+
+
+@pytest.mark.parametrize(
+    ("usage", "expected"),
+    [
+        ({}, Usage()),
+        ({"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}, Usage(5, 7)),
+        (  # reasoning outside completion (xAI): folded in
+            {
+                "prompt_tokens": 5,
+                "completion_tokens": 7,
+                "total_tokens": 15,
+                "completion_tokens_details": {"reasoning_tokens": 3},
+            },
+            Usage(5, 10, 3),
+        ),
+        (  # reasoning already inside completion (OpenAI): kept as is
+            {
+                "prompt_tokens": 5,
+                "completion_tokens": 7,
+                "total_tokens": 12,
+                "completion_tokens_details": {"reasoning_tokens": 3},
+            },
+            Usage(5, 7, 3),
+        ),
+        (
+            {"prompt_tokens": 9, "prompt_tokens_details": {"cached_tokens": 4}, "completion_tokens": None},
+            Usage(9, 0, 0, 4),
+        ),
+    ],
+)
+def test_usage_means_what_openai_means(usage: dict[str, Any], expected: Usage) -> None:
+    assert usage_from(usage) == expected
+
+
+COMPLETION = {
+    "choices": [
+        {
+            "message": {
+                "content": "hi",
+                "reasoning_content": "hm",
+                "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{}"}}],
+            },
+            "finish_reason": "tool_calls",
+        }
+    ],
+    "usage": {"prompt_tokens": 2, "completion_tokens": 1, "total_tokens": 3},
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (COMPLETION, [R("hm"), T("hi"), ToolCallDelta(0, "c", "f", "{}"), Usage(2, 1), Finish("tool_calls")]),
+        ({"choices": [{"message": {"content": "hi"}, "finish_reason": None}]}, [T("hi"), Finish("stop")]),
+        ({"choices": [{"message": {"content": ""}}]}, [Finish("stop")]),
+        ({"choices": []}, [Finish("stop")]),
+    ],
+)
+def test_non_streamed_completion(body: dict[str, Any], expected: list[Event]) -> None:
+    assert events_from_completion(body) == expected
+
+
+@pytest.mark.parametrize("body", [None, [], {"choices": None}, {"object": "chat.completion"}])
+def test_completion_without_choices_is_an_upstream_error(body: object) -> None:
+    with pytest.raises(UpstreamError, match="without choices"):
+        events_from_completion(body)
+
+
+async def test_non_streamed_through_the_upstream() -> None:
+    events, error, replay = await run(
+        [orjson.dumps(COMPLETION)[:20], orjson.dumps(COMPLETION)[20:]], stream=False
+    )
+    assert (events[-1], error) == (Finish("tool_calls"), None)
+    assert (
+        "stream" not in orjson.loads(replay.sent["data"]) or not orjson.loads(replay.sent["data"])["stream"]
+    )
+    _, error, _ = await run([b"<html>"], stream=False)
+    assert isinstance(error, UpstreamError) and "malformed response" in error.message
+
+
+# status, body, headers -> error class, code, words in the message, Retry-After
+REFUSALS: list[tuple[int, bytes, dict[str, str], type[GatewayError], str, str, str | None]] = [
+    (
+        400,
+        b'{"code":"Client specified an invalid argument","error":"Incorrect API key provided: xa***ey."}',
+        {},
+        UpstreamError,
+        "upstream_auth_failed",
+        "XAI_API_KEY",
+        None,
+    ),
+    (401, b'{"error":"no"}', {}, UpstreamError, "upstream_auth_failed", "credentials", None),
+    (403, b"", {}, UpstreamError, "upstream_auth_failed", "credentials", None),
+    (
+        400,
+        b'{"error":{"message":"bad temperature"}}',
+        {},
+        InvalidRequest,
+        "invalid_request",
+        "bad temperature",
+        None,
+    ),
+    (422, b'{"message":"unprocessable"}', {}, InvalidRequest, "invalid_request", "unprocessable", None),
+    (
+        404,
+        b'{"code":"Some requested entity was not found","error":"The model grok-9 does not exist."}',
+        {},
+        ModelNotFound,
+        "model_not_found",
+        "grok-9",
+        None,
+    ),
+    (413, b'{"error":"too big"}', {}, InvalidRequest, "request_too_large", "too big", None),
+    (
+        429,
+        b'{"error":"slow down"}',
+        {"Retry-After": "7"},
+        RateLimited,
+        "rate_limit_exceeded",
+        "xai is rate limiting requests: slow down",
+        "7",
+    ),
+    (
+        429,
+        b'{"error":"slow down"}',
+        {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"},
+        RateLimited,
+        "rate_limit_exceeded",
+        "slow down",
+        "1",
+    ),
+    (429, b'{"error":"slow down"}', {}, RateLimited, "rate_limit_exceeded", "slow down", "1"),
+    (
+        429,
+        b'{"error":"slow down"}',
+        {"Retry-After": "-5"},
+        RateLimited,
+        "rate_limit_exceeded",
+        "slow down",
+        "1",
+    ),
+    (
+        429,
+        b'{"error":"slow down"}',
+        {"Retry-After": "2.5"},
+        RateLimited,
+        "rate_limit_exceeded",
+        "slow down",
+        "3",
+    ),
+    (
+        500,
+        b"Internal Server Error",
+        {},
+        UpstreamError,
+        "upstream_error",
+        "xai failed (500): Internal Server Error",
+        None,
+    ),
+    (502, b"", {}, UpstreamError, "upstream_error", "xai failed (502): Reason", None),
+    (
+        503,
+        b'{"error":{"code":"x"}}',
+        {},
+        Unavailable,
+        "upstream_unavailable",
+        "xai is unavailable (503): {'code': 'x'}",
+        None,
+    ),
+    (500, b'"just a string"', {}, UpstreamError, "upstream_error", "xai failed (500): just a string", None),
+]
+
+
+@pytest.mark.parametrize(("status", "body", "headers", "error", "code", "words", "retry"), REFUSALS)
+async def test_refusals_before_the_body(
+    status: int,
+    body: bytes,
+    headers: dict[str, str],
+    error: type[GatewayError],
+    code: str,
+    words: str,
+    retry: str | None,
+) -> None:
+    events, raised, _ = await run([body], status=status, headers=headers)
+    assert events == [] and type(raised) is error
+    assert raised is not None and raised.code == code and words in raised.message, raised
+    assert raised.headers.get("Retry-After") == retry
+    assert "xai-k" not in raised.message
+
+
+async def test_models_list() -> None:
+    upstream = XAIUpstream(base_url="http://xai.test/v1/", api_key=None, name="other")
+    await upstream.aclose()
+    upstream._session = Replay([b'{"data":[{"id":"grok-4","created":5},{"id":3},"x",{"id":"grok-3"}]}'])  # type: ignore[assignment]
+    models = await upstream.models()
+    assert [(m.id, m.owned_by, m.created) for m in models] == [("grok-4", "other", 5), ("grok-3", "other", 0)]
+    upstream._session = Replay([b'{"error":"down"}'], status=503)  # type: ignore[assignment]
+    with pytest.raises(Unavailable, match="other is unavailable"):
+        await upstream.models()
