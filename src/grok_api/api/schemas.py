@@ -139,6 +139,8 @@ def _param(loc: tuple[int | str, ...]) -> str:
             out += f"[{part}]"
         elif part in ("str", "list[ContentPart]", "function-after[_role_rules(), Message]"):
             continue  # union branch names pydantic adds to locations
+        elif part[:1].isupper():
+            continue  # a model's class name, pydantic's tag for a union branch (NamedToolChoice)
         elif not part.startswith(("function-", "list[", "literal[", "constrained-")):
             out += ("." if out else "") + part
     return out
@@ -203,8 +205,12 @@ def validate_chat(body: Any, bounds: Bounds | None = None, raw: bytes | None = N
     try:
         return ChatCompletionRequest.model_validate(body, strict=True)
     except ValidationError as exc:
-        # A union reports one error per branch; the deepest one is the specific complaint.
-        err = max(exc.errors(include_url=False), key=lambda e: len(e["loc"]))
+        # A union reports one error per branch; the deepest one is the specific complaint, and
+        # of equally deep ones, the branch whose type matched (a list of 5 stops is too long,
+        # not "not a string").
+        err = max(
+            exc.errors(include_url=False), key=lambda e: (len(e["loc"]), not e["type"].endswith("_type"))
+        )
         param = _param(tuple(err["loc"]))
         missing = err["type"] == "missing"
         detail = "is required" if missing else f"is invalid: {err['msg']}"
