@@ -74,8 +74,10 @@ def make_session(
     if proxy and proxy.startswith("socks"):
         from aiohttp_socks import ProxyConnector
 
+        # aiohttp_socks knows no socks5h:// scheme: it is socks5:// with the proxy resolving names
+        remote_dns = proxy.startswith("socks5h://")
         connector: aiohttp.BaseConnector = ProxyConnector.from_url(
-            proxy, limit=max_connections, rdns=proxy.startswith("socks5h")
+            proxy.replace("socks5h://", "socks5://", 1), limit=max_connections, rdns=remote_dns
         )
         request_proxy = None
     else:
