@@ -22,7 +22,7 @@ from grok_api.upstreams.base import (
     ToolCallDelta,
     Usage,
 )
-from grok_api.upstreams.http import read_lines
+from grok_api.upstreams.http import HTTPOptions, read_lines
 from grok_api.upstreams.xai import ChunkDecoder, XAIUpstream, events_from_completion, usage_from
 
 from .helpers import reads, recorded, splits
@@ -371,19 +371,21 @@ async def test_non_streamed_through_the_upstream() -> None:
     assert isinstance(error, UpstreamError) and "malformed response" in error.message
 
 
-# status, body, headers -> error class, code, words in the message, Retry-After
-REFUSALS: list[tuple[int, bytes, dict[str, str], type[GatewayError], str, str, str | None]] = [
+AUTH = "xai refused the gateway's upstream credentials (XAI_API_KEY); the operator must set a valid key"
+SLOW = "xai is rate limiting requests: slow down"
+# status, body, headers -> error class, code, the exact message, retry_after (seconds)
+REFUSALS: list[tuple[int, bytes, dict[str, str], type[GatewayError], str, str, float | None]] = [
     (
         400,
         b'{"code":"Client specified an invalid argument","error":"Incorrect API key provided: xa***ey."}',
         {},
         UpstreamError,
         "upstream_auth_failed",
-        "XAI_API_KEY",
+        AUTH,
         None,
     ),
-    (401, b'{"error":"no"}', {}, UpstreamError, "upstream_auth_failed", "credentials", None),
-    (403, b"", {}, UpstreamError, "upstream_auth_failed", "credentials", None),
+    (401, b'{"error":"no"}', {}, UpstreamError, "upstream_auth_failed", AUTH, None),
+    (403, b"", {}, UpstreamError, "upstream_auth_failed", AUTH, None),
     (
         400,
         b'{"error":{"message":"bad temperature"}}',
@@ -393,54 +395,41 @@ REFUSALS: list[tuple[int, bytes, dict[str, str], type[GatewayError], str, str, s
         "bad temperature",
         None,
     ),
+    (400, b'{"error":{"code":"x"}}', {}, InvalidRequest, "invalid_request", "{'code': 'x'}", None),
     (422, b'{"message":"unprocessable"}', {}, InvalidRequest, "invalid_request", "unprocessable", None),
+    (
+        422,
+        b'{"error":"","detail":"d"}',
+        {},
+        InvalidRequest,
+        "invalid_request",
+        "{'error': '', 'detail': 'd'}",
+        None,
+    ),
     (
         404,
         b'{"code":"Some requested entity was not found","error":"The model grok-9 does not exist."}',
         {},
         ModelNotFound,
         "model_not_found",
-        "grok-9",
+        "The model grok-9 does not exist.",
         None,
     ),
     (413, b'{"error":"too big"}', {}, InvalidRequest, "request_too_large", "too big", None),
-    (
-        429,
-        b'{"error":"slow down"}',
-        {"Retry-After": "7"},
-        RateLimited,
-        "rate_limit_exceeded",
-        "xai is rate limiting requests: slow down",
-        "7",
-    ),
+    (429, b'{"error":"slow down"}', {"Retry-After": "7"}, RateLimited, "rate_limit_exceeded", SLOW, 7.0),
     (
         429,
         b'{"error":"slow down"}',
         {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"},
         RateLimited,
         "rate_limit_exceeded",
-        "slow down",
-        "1",
+        SLOW,
+        1.0,
     ),
-    (429, b'{"error":"slow down"}', {}, RateLimited, "rate_limit_exceeded", "slow down", "1"),
-    (
-        429,
-        b'{"error":"slow down"}',
-        {"Retry-After": "-5"},
-        RateLimited,
-        "rate_limit_exceeded",
-        "slow down",
-        "1",
-    ),
-    (
-        429,
-        b'{"error":"slow down"}',
-        {"Retry-After": "2.5"},
-        RateLimited,
-        "rate_limit_exceeded",
-        "slow down",
-        "3",
-    ),
+    (429, b'{"error":"slow down"}', {}, RateLimited, "rate_limit_exceeded", SLOW, 1.0),
+    (429, b'{"error":"slow down"}', {"Retry-After": "-5"}, RateLimited, "rate_limit_exceeded", SLOW, 0.0),
+    (429, b'{"error":"slow down"}', {"Retry-After": "0"}, RateLimited, "rate_limit_exceeded", SLOW, 0.0),
+    (429, b'{"error":"slow down"}', {"Retry-After": "2.5"}, RateLimited, "rate_limit_exceeded", SLOW, 2.5),
     (
         500,
         b"Internal Server Error",
@@ -448,6 +437,24 @@ REFUSALS: list[tuple[int, bytes, dict[str, str], type[GatewayError], str, str, s
         UpstreamError,
         "upstream_error",
         "xai failed (500): Internal Server Error",
+        None,
+    ),
+    (
+        500,
+        b"\xff\xfe broken",
+        {},
+        UpstreamError,
+        "upstream_error",
+        "xai failed (500): \ufffd\ufffd broken",
+        None,
+    ),
+    (
+        500,
+        b"  x" * 300,
+        {},
+        UpstreamError,
+        "upstream_error",
+        "xai failed (500): " + ("  x" * 300).strip()[:500],
         None,
     ),
     (502, b"", {}, UpstreamError, "upstream_error", "xai failed (502): Reason", None),
@@ -461,24 +468,109 @@ REFUSALS: list[tuple[int, bytes, dict[str, str], type[GatewayError], str, str, s
         None,
     ),
     (500, b'"just a string"', {}, UpstreamError, "upstream_error", "xai failed (500): just a string", None),
+    (
+        500,
+        b'["x"' + b', "y"' * 200 + b"]",
+        {},
+        UpstreamError,
+        "upstream_error",
+        "xai failed (500): " + str(["x", *["y"] * 200])[:500],
+        None,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("status", "body", "headers", "error", "code", "words", "retry"), REFUSALS)
+@pytest.mark.parametrize(("status", "body", "headers", "error", "code", "message", "retry"), REFUSALS)
 async def test_refusals_before_the_body(
     status: int,
     body: bytes,
     headers: dict[str, str],
     error: type[GatewayError],
     code: str,
-    words: str,
-    retry: str | None,
+    message: str,
+    retry: float | None,
 ) -> None:
     events, raised, _ = await run([body], status=status, headers=headers)
     assert events == [] and type(raised) is error
-    assert raised is not None and raised.code == code and words in raised.message, raised
-    assert raised.headers.get("Retry-After") == retry
+    assert raised is not None and (raised.code, raised.message) == (code, message)
+    assert getattr(raised, "retry_after", None) == retry
+    if retry is not None:
+        assert raised.headers["Retry-After"] == str(max(1, int(retry + 0.999)))
     assert "xai-k" not in raised.message
+
+
+async def test_what_is_sent() -> None:
+    upstream = XAIUpstream(
+        base_url="http://xai.test/v1/", api_key="xai-k", http=HTTPOptions(proxy="http://proxy.test:3128")
+    )
+    await upstream.aclose()
+    replay = Replay([recorded("xai_text.sse")])
+    upstream._session = replay  # type: ignore[assignment]
+    body = {"model": "alias", "messages": [], "stream_options": {"include_usage": False}, "temperature": 0.5}
+    [e async for b in upstream.stream(ChatRequest("alias", "grok-3", [], True, body)) for e in b]
+    sent = orjson.loads(replay.sent.pop("data"))
+    assert sent == {
+        "model": "grok-3",
+        "messages": [],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "temperature": 0.5,
+    }
+    assert body["model"] == "alias" and "stream" not in body  # the client's body is not changed
+    assert replay.sent == {
+        "url": "http://xai.test/v1/chat/completions",
+        "headers": {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "Authorization": "Bearer xai-k",
+        },
+        "proxy": "http://proxy.test:3128",
+    }
+    replay.reads = [orjson.dumps(COMPLETION)]
+    plain = {"model": "m", "stream": False, "stream_options": {"include_usage": True}}
+    [e async for b in upstream.stream(ChatRequest("m", "grok-3", [], False, plain)) for e in b]
+    assert orjson.loads(replay.sent["data"]) == {"model": "grok-3", "stream": False}
+    keyless = XAIUpstream(base_url="http://xai.test/v1", api_key=None)
+    await keyless.aclose()
+    assert keyless._headers == {"Content-Type": "application/json", "Accept": "application/json"}
+    assert (keyless.name, keyless.base_url, keyless._proxy) == ("xai", "http://xai.test/v1", None)
+
+
+async def test_malformed_lines_are_quoted_at_most_80_bytes() -> None:
+    junk = b"{" + b"j" * 200
+    _, raised, _ = await run([b"data: " + junk + b"\n\n"])
+    assert (
+        raised is not None and raised.message == f"xai sent a malformed stream line: {(b' ' + junk)[:80]!r}"
+    )
+    _, raised, _ = await run([junk], stream=False)
+    assert raised is not None and raised.message == f"xai sent a malformed response: {junk[:80]!r}"
+
+
+def test_a_lone_reasoning_token_without_a_total_is_not_folded() -> None:
+    assert usage_from({"completion_tokens_details": {"reasoning_tokens": 1}}) == Usage(0, 0, 1)
+
+
+def test_only_the_first_choice_and_every_tool_call_of_a_completion() -> None:
+    body = {
+        "choices": [
+            {
+                "message": {
+                    "tool_calls": [
+                        {"id": "a", "function": {"name": "f"}},
+                        {"id": "b", "function": {"name": "g", "arguments": "{}"}},
+                    ]
+                }
+            },
+            {"message": {"content": "second choice"}, "finish_reason": "length"},
+        ]
+    }
+    assert events_from_completion(body) == [
+        ToolCallDelta(0, "a", "f", ""),
+        ToolCallDelta(1, "b", "g", "{}"),
+        Finish("stop"),
+    ]
+    with pytest.raises(UpstreamError, match=r"^xAI sent a response without choices$"):
+        events_from_completion({})
 
 
 async def test_models_list() -> None:
