@@ -4,6 +4,7 @@ for concurrent misses, invalidation), the failure throttle, last-used batching."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -227,6 +228,8 @@ async def test_the_flusher_flushes_every_interval(store: CountingStore) -> None:
             break
         await asyncio.sleep(0.01)
     task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task  # stopped before the store closes
     assert a._last_used == {} and (await store.get(record.id)).last_used_at is not None  # type: ignore[union-attr]
 
 

@@ -4,6 +4,7 @@ hourly rows, token estimates, and flushes that keep the batch when the store is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -208,4 +209,6 @@ async def test_the_recorder_flushes_every_interval(store: FlakyStore) -> None:
     while rec.pending() and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
     task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task  # stopped before the store closes
     assert rec.pending() == 0 and len(store.writes) == 1
