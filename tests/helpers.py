@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import aiohttp
 import httpx
 import openai
 import pytest
@@ -416,3 +417,13 @@ def splits(data: bytes) -> Iterator[tuple[str, list[bytes]]]:
 async def reads(chunks: list[bytes]) -> AsyncIterator[bytes]:
     for chunk in chunks:
         yield chunk
+
+
+class _ConnectionKey:
+    ssl = False
+    host, port = "up.test", 443
+
+
+def connector_refused() -> aiohttp.ClientConnectorError:
+    """aiohttp's error for a refused connection, as a transport raises it."""
+    return aiohttp.ClientConnectorError(_ConnectionKey(), OSError(111, "Connection refused"))  # type: ignore[arg-type]

@@ -10,14 +10,7 @@ from aiohttp_socks import ProxyConnector
 from grok_api.errors import GatewayError, InvalidRequest, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from grok_api.upstreams.http import HTTPOptions, PooledClient, converted, make_session
 
-
-class FakeKey:
-    ssl = False
-    host, port = "up.test", 443
-
-
-def connector_error() -> aiohttp.ClientConnectorError:
-    return aiohttp.ClientConnectorError(FakeKey(), OSError(111, "Connection refused"))  # type: ignore[arg-type]
+from .helpers import connector_refused
 
 
 @pytest.mark.parametrize(
@@ -25,7 +18,7 @@ def connector_error() -> aiohttp.ClientConnectorError:
     [
         (TimeoutError(), UpstreamTimeout, "up did not answer in time"),
         (aiohttp.ServerTimeoutError(), UpstreamTimeout, "up did not answer in time"),
-        (connector_error(), UpstreamUnavailable, "up is unreachable: [Errno 111] Connection refused"),
+        (connector_refused(), UpstreamUnavailable, "up is unreachable: [Errno 111] Connection refused"),
         (aiohttp.ClientPayloadError("x"), UpstreamError, "up ended the answer early"),
         (aiohttp.ServerDisconnectedError(), UpstreamError, "up connection failed: ServerDisconnectedError"),
         (ConnectionResetError(), UpstreamError, "up connection failed: ConnectionResetError"),

@@ -167,14 +167,23 @@ STREAMS: dict[str, tuple[bytes, list[Event], type[GatewayError] | None, str]] = 
                 "result": {
                     "modelResponse": {
                         "responseId": "r",
-                        "generatedImageUrls": ["https://x.test/i.png", "", "/a/b.jpg"],
+                        "generatedImageUrls": [
+                            "https://x.test/i.png",
+                            "",
+                            "/a/b.jpg",
+                            "http://y.test/X.png",
+                            "Xa/c.png",
+                        ],
                     }
                 }
             }
         ),
         [
-            T(f"\n\n![image](https://x.test/i.png)\n\n![image]({ASSETS}/a/b.jpg)"),
-            Usage(5, 19, estimated=True),
+            T(
+                f"\n\n![image](https://x.test/i.png)\n\n![image]({ASSETS}/a/b.jpg)"
+                f"\n\n![image](http://y.test/X.png)\n\n![image]({ASSETS}/Xa/c.png)"
+            ),
+            Usage(5, 38, estimated=True),
             Finish("stop"),
         ],
         None,
@@ -313,3 +322,14 @@ def test_error_mapping(
     assert type(got) is error and got.code == code and words in got.message, got.message
     assert got.headers.get("Retry-After") == retry_after
     assert (REFRESH in got.message) == code.startswith("web_session")
+
+
+async def test_exact_messages() -> None:
+    junk = b"{" + b"j" * 200
+    got = await decode([junk + b"\n"])
+    assert got.error is not None and got.error.message == f"grok.com sent a malformed line: {junk[:80]!r}"
+    cut = await decode([token("ok")])
+    assert cut.error is not None and cut.error.message == "grok.com ended the answer before it was complete"
+    failed = await decode([new({"error": {"code": 13, "message": "boom"}})])
+    assert failed.error is not None and failed.error.message == "grok.com failed (502): boom"
+    assert error_from(429, {}).message == "grok.com usage limit reached: no message"

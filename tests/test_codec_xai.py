@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 
@@ -25,7 +26,7 @@ from grok_api.upstreams.base import (
 from grok_api.upstreams.http import HTTPOptions, read_lines
 from grok_api.upstreams.xai import ChunkDecoder, XAIUpstream, events_from_completion, usage_from
 
-from .helpers import reads, recorded, splits
+from .helpers import connector_refused, reads, recorded, splits
 
 T, R = TextDelta, ReasoningDelta
 ANSWER = [T(w) for w in ["[turn ", "1] ", "You ", "said: ", "héllo ", "wörld ", "— ", "世界 ", "🎉"]]
@@ -582,3 +583,69 @@ async def test_models_list() -> None:
     upstream._session = Replay([b'{"error":"down"}'], status=503)  # type: ignore[assignment]
     with pytest.raises(Unavailable, match="other is unavailable"):
         await upstream.models()
+
+
+class Broken(Replay):
+    """A replay whose connection fails: at connect time, or after ``reads`` were delivered."""
+
+    def __init__(self, error: BaseException, reads: list[bytes] | None = None) -> None:
+        super().__init__(reads or [])
+        self.error, self.connected = error, reads is not None
+
+    async def __aenter__(self) -> Replay:
+        if not self.connected:
+            raise self.error
+        return self
+
+    async def _fail_after(self) -> AsyncIterator[bytes]:
+        for chunk in self.reads:
+            yield chunk
+        raise self.error
+
+    def iter_any(self) -> AsyncIterator[bytes]:
+        return self._fail_after()
+
+
+def upstream_with(session: Replay, name: str = "xai", base_url: str = "http://xai.test/v1") -> XAIUpstream:
+    upstream = XAIUpstream(
+        base_url=base_url, api_key="xai-k", http=HTTPOptions(proxy="http://p.test:1"), name=name
+    )
+    upstream._session = session  # type: ignore[assignment]
+    return upstream
+
+
+async def test_transport_failures_name_the_upstream() -> None:
+    up = upstream_with(Broken(connector_refused()), name="other")
+    await up._client.aclose()
+    with pytest.raises(Unavailable, match=r"^other is unreachable: \[Errno 111\] Connection refused$"):
+        await up.models()
+    with pytest.raises(Unavailable, match=r"^other is unreachable"):
+        [b async for b in up.stream(ChatRequest("m", "m", [], True, {}))]
+    cut = upstream_with(
+        Broken(aiohttp.ClientPayloadError("x"), [b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n'])
+    )
+    await cut._client.aclose()
+    got: list[Event] = []
+    with pytest.raises(UpstreamError, match=r"^xai ended the answer early$"):
+        async for batch in cut.stream(ChatRequest("m", "m", [], True, {})):
+            got += batch
+    assert got == [TextDelta("a")]
+
+
+async def test_models_request_and_shapes() -> None:
+    replay = Replay([b"{}"])
+    up = upstream_with(replay, base_url="http://xai.test/X/")
+    await up._client.aclose()
+    assert await up.models() == []
+    assert replay.sent == {
+        "url": "http://xai.test/X/models",
+        "headers": {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "Authorization": "Bearer xai-k",
+        },
+        "proxy": "http://p.test:1",
+    }
+    replay.status, replay.reads = 400, [b'{"error":"bad"}']
+    with pytest.raises(InvalidRequest, match=r"^bad$"):
+        await up.models()

@@ -271,3 +271,48 @@ def test_the_throttle_forgets_the_least_recent_addresses(monkeypatch: pytest.Mon
     with pytest.raises(RateLimited):
         t.check("a")
     t.check("b")
+
+
+def test_defaults() -> None:
+    a = Authenticator(KeyStore.__new__(KeyStore), ttl=1)
+    assert (a.max_entries, a.throttle.per_minute, a.throttle.max_clients) == (50_000, 30, 100_000)
+
+
+async def test_authenticate_throttles_the_address_that_keeps_failing(store: CountingStore) -> None:
+    _, key = await store.create("a")
+    a = Authenticator(store, ttl=60, failures_per_minute=2)
+    for _ in range(2):
+        with pytest.raises(AuthenticationFailed):
+            await a.authenticate(bearer("gk-guess"), "guesser")
+    with pytest.raises(RateLimited) as info:
+        await a.authenticate(bearer(key), "guesser")  # even with a good key
+    assert (
+        info.value.message == "Too many failed authentications from this address; wait before trying again."
+    )
+    assert (await a.authenticate(bearer(key), "someone else")).name == "a"
+
+
+def test_the_throttle_keeps_the_latest_failures(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Monotonic()
+    monkeypatch.setattr(auth, "time", clock)
+    t = FailureThrottle(3)
+    for _ in range(5):  # at 1000, 1010, ... 1040: the last three are kept
+        t.failed("a")
+        clock.now += 10
+    clock.now = 1070.5  # 1000 and 1010 would have expired; 1020 has not
+    with pytest.raises(RateLimited):
+        t.check("a")
+
+
+async def test_a_failed_last_used_write_is_logged(
+    store: CountingStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, key = await store.create("a")
+    a = Authenticator(store, ttl=60)
+    await a.authenticate(bearer(key))
+    store.fail_touch = True
+    with caplog.at_level("WARNING", logger="grok_api.auth"):
+        await a.flush_last_used()
+    (record,) = caplog.records
+    assert record.getMessage() == "could not record last-used times; will retry"
+    assert record.exc_info is not None and isinstance(record.exc_info[1], OSError)

@@ -332,3 +332,86 @@ def test_fail_open_or_closed() -> None:
 def test_request_ids() -> None:
     ids = {new_request_id() for _ in range(20)}
     assert len(ids) == 20 and all(len(i) == 16 for i in ids)
+
+
+async def test_exact_refill_and_headers_at_zero(clocks: Clocks) -> None:
+    lim, k = limiter(clocks), key(tpm=120)  # 2 tokens a second
+    t = await lim.acquire(k, 120)
+    assert t.headers["x-ratelimit-remaining-tokens"] == "0"
+    clocks.advance(5)  # exactly 10 tokens back
+    await lim.acquire(k, 10)
+    with pytest.raises(RateLimited):
+        await lim.acquire(k, 1)
+
+
+async def test_refusals_carry_the_state_of_every_limit(clocks: Clocks) -> None:
+    lim = limiter(clocks)
+    k = key(rpm=60, tpm=10)
+    await lim.acquire(k, 10)
+    with pytest.raises(RateLimited) as tokens:
+        await lim.acquire(k, 1)
+    # the requests limit is reported too (as this request would have left it)
+    assert int(tokens.value.headers["x-ratelimit-remaining-requests"]) in (58, 59)
+    assert tokens.value.headers["x-ratelimit-reset-requests"] == "2s"
+    one = key("one", rpm=1)
+    await lim.acquire(one, 1)
+    with pytest.raises(RateLimited) as requests:
+        await lim.acquire(one, 1)
+    assert requests.value.headers["x-ratelimit-remaining-requests"] == "0"
+    budget = key("b", rpm=5, budget_total=1)
+    lim.settle(await lim.acquire(budget, 1), 1)
+    with pytest.raises(QuotaExceeded) as quota:
+        await lim.acquire(budget, 1)
+    assert quota.value.headers["x-ratelimit-limit-requests"] == "5"
+
+
+async def test_unlimited_tickets_name_their_key(clocks: Clocks) -> None:
+    k = key("free")
+    t = await limiter(clocks).acquire(k, 1)
+    assert (t.key_id, t.limits) == ("free", k.limits)
+    opened = fail("open", OSError(), k, lambda: None)
+    assert (opened.key_id, opened.limits, opened.checked) == ("free", k.limits, False)
+
+
+async def test_a_rolled_day_starts_from_zero(clocks: Clocks) -> None:
+    lim = limiter(clocks)
+    day, month = key("d", budget_day=10), key("m", budget_month=10)
+    for k in (day, month):
+        lim.settle(await lim.acquire(k, 1), 10)
+    clocks.advance(60.0)  # midnight, 1 December: both roll
+    for k in (day, month):
+        lim.settle(await lim.acquire(k, 1), 9)  # 9 of 10: still admitted
+        lim.settle(await lim.acquire(k, 1), 1)
+        with pytest.raises(QuotaExceeded):
+            await lim.acquire(k, 1)
+
+
+async def test_settling_frees_exactly_one_slot_and_adds_up_the_total(clocks: Clocks) -> None:
+    lim, k = limiter(clocks), key(concurrency=2)
+    a = await lim.acquire(k, 1)
+    await lim.acquire(k, 1)
+    lim.settle(a, 0)
+    await lim.acquire(k, 1)
+    with pytest.raises(RateLimited):
+        await lim.acquire(k, 1)
+    total = key("t", budget_total=10)
+    lim.settle(await lim.acquire(total, 1), 6)
+    lim.settle(await lim.acquire(total, 1), 6)
+    with pytest.raises(QuotaExceeded):
+        await lim.acquire(total, 1)
+
+
+async def test_a_key_whose_token_limit_was_removed_settles(clocks: Clocks) -> None:
+    lim = limiter(clocks)
+    await lim.acquire(key("k", tpm=100), 10)
+    updated = key("k", rpm=100)  # the operator removed the token limit meanwhile
+    lim.settle(await lim.acquire(updated, 10), 5)
+
+
+def test_the_fail_closed_message() -> None:
+    with pytest.raises(Unavailable) as info:
+        fail("closed", OSError(), key(rpm=1), lambda: None)
+    assert (
+        info.value.message
+        == "The rate limiter is unavailable, and this gateway refuses requests until it is back."
+    )

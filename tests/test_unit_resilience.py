@@ -34,15 +34,20 @@ class Scripted:
 
     def __init__(self, name: str, *script: Any, models: list[ModelInfo] | GatewayError | None = None) -> None:
         self.name, self.script, self.calls, self.closed = name, list(script), 0, 0
+        self.requests: list[ChatRequest] = []
         self._models = models if models is not None else [ModelInfo(name, name)]
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Sequence[Event]]:
         step = self.script[min(self.calls, len(self.script) - 1)]
         self.calls += 1
+        self.requests.append(request)
         if isinstance(step, GatewayError):
             raise step
         if step == HANG:
             await asyncio.sleep(3600)
+        if isinstance(step, float):
+            await asyncio.sleep(step)
+            step = OK
         for batch in step:
             if isinstance(batch, GatewayError):
                 raise batch
@@ -295,3 +300,17 @@ async def test_close_closes_every_target_and_a_stream_closes_its_upstream() -> N
         await anext(stream)
     await f.aclose()
     assert (a.closed, b.closed) == (1, 1)
+
+
+async def test_each_try_sends_the_request_and_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    a, b = Scripted("a", UpstreamUnavailable("down")), Scripted("b", OK)
+    with caplog.at_level("INFO", logger="grok_api.resilience"):
+        await collect(failover(a, b))
+    assert a.requests == [REQUEST] and b.requests == [REQUEST]
+    assert [r.getMessage() for r in caplog.records] == ["retrying up after upstream_unavailable (attempt 2)"]
+
+
+async def test_a_first_batch_later_than_the_first_byte_limit_times_out() -> None:
+    # the first batch takes 0.5 s against a limit of 0.05 s: however slow the machine, too late
+    with pytest.raises(UpstreamTimeout):
+        await collect(failover(Scripted("a", 0.5), policy=Policy(first_byte=0.05)))

@@ -212,3 +212,50 @@ async def test_the_recorder_flushes_every_interval(store: FlakyStore) -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await task  # stopped before the store closes
     assert rec.pending() == 0 and len(store.writes) == 1
+
+
+async def test_one_rows_counters_add_up(store: FlakyStore) -> None:
+    rec = UsageRecorder(store)
+    for _ in range(2):
+        rec.record("k", "m", Usage(1, 2, 3, 4), prompt_estimate=0, delivered_chars=0, error=True)
+        rec.record("k", "m", Usage(1, 1, estimated=True), prompt_estimate=0, delivered_chars=0, error=False)
+        rec.record("k", "m", None, prompt_estimate=2, delivered_chars=4, error=False)
+    await rec.flush()
+    assert [r.as_dict() for r in store.writes[0]] == [
+        row(
+            requests=6,
+            errors=2,
+            prompt_tokens=8,
+            completion_tokens=8,
+            reasoning_tokens=6,
+            cached_tokens=8,
+            estimated_requests=4,
+        )
+    ]
+
+
+async def test_a_request_recorded_during_a_failed_flush_is_merged(
+    store: FlakyStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    rec = UsageRecorder(store)
+    rec.record("k", "m", Usage(1, 1), prompt_estimate=0, delivered_chars=0, error=False)
+    gate = asyncio.Event()
+    original = store.add
+
+    async def slow_failure(rows: list[UsageRow]) -> None:
+        await gate.wait()
+        raise OSError("store away")
+
+    store.add = slow_failure  # type: ignore[method-assign]
+    flushing = asyncio.ensure_future(rec.flush())
+    await asyncio.sleep(0.01)
+    rec.record("k", "m", Usage(2, 2), prompt_estimate=0, delivered_chars=0, error=False)  # meanwhile
+    with caplog.at_level("WARNING", logger="grok_api.usage"):
+        gate.set()
+        await flushing
+    (record,) = caplog.records
+    assert record.getMessage() == "could not write usage (1 rows); will retry"
+    assert record.exc_info is not None and isinstance(record.exc_info[1], OSError)
+    store.add = original  # type: ignore[method-assign]
+    await rec.flush()
+    assert [r.as_dict() for r in store.writes[0]] == [row(requests=2, prompt_tokens=3, completion_tokens=3)]
