@@ -12,7 +12,8 @@ import pytest
 from grok_api.errors import GatewayError, InvalidRequest, RateLimited, UpstreamError
 from grok_api.upstreams.base import Event, Finish, ReasoningDelta, TextDelta, Usage
 from grok_api.upstreams.http import read_lines
-from grok_api.upstreams.web_decode import REFRESH, WebDecoder, error_from
+from grok_api.upstreams.web_answer import REFRESH, error_from
+from grok_api.upstreams.web_decode import WebDecoder
 
 from .helpers import reads, recorded, splits
 

@@ -75,6 +75,7 @@ def row(**kw: int) -> dict[str, object]:
             "reasoning_tokens",
             "cached_tokens",
             "estimated_requests",
+            "images",
         ),
         0,
     )
@@ -219,7 +220,7 @@ async def test_one_rows_counters_add_up(store: FlakyStore) -> None:
     for _ in range(2):
         rec.record("k", "m", Usage(1, 2, 3, 4), prompt_estimate=0, delivered_chars=0, error=True)
         rec.record("k", "m", Usage(1, 1, estimated=True), prompt_estimate=0, delivered_chars=0, error=False)
-        rec.record("k", "m", None, prompt_estimate=2, delivered_chars=4, error=False)
+        rec.record("k", "m", None, prompt_estimate=2, delivered_chars=4, error=False, images=3)
     await rec.flush()
     assert [r.as_dict() for r in store.writes[0]] == [
         row(
@@ -230,6 +231,7 @@ async def test_one_rows_counters_add_up(store: FlakyStore) -> None:
             reasoning_tokens=6,
             cached_tokens=8,
             estimated_requests=4,
+            images=6,
         )
     ]
 

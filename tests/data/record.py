@@ -7,6 +7,7 @@ run to run, the Events they decode to do not. Hand-written edge cases live in th
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import httpx
@@ -19,10 +20,10 @@ SSO, AGENT = "sso-recording", "Mozilla/5.0 (Recording)"
 PROMPT = "héllo wörld — 世界 🎉"  # 2-, 3- and 4-byte UTF-8 characters in every answer
 
 XAI = {  # file: request body
-    "xai_text.sse": {"model": "grok-3", "stream_options": {"include_usage": True}},
+    "xai_text.sse": {"model": "grok-4.20-non-reasoning", "stream_options": {"include_usage": True}},
     "xai_reasoning.sse": {"model": "grok-3-mini", "stream_options": {"include_usage": True}},
     "xai_tool.sse": {
-        "model": "grok-3",
+        "model": "grok-4.20-non-reasoning",
         "stream_options": {"include_usage": True},
         "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {}}}],
         "_directive": "[sim tool=1]",
@@ -34,7 +35,7 @@ WEB = {  # file: (directive, continue the conversation?)
 }
 
 
-def main() -> None:
+def main(out: Path = HERE) -> None:
     config = SimulatorConfig(xai_api_key="xai-rec", web_cookie=SSO, web_user_agent=AGENT)
     with SimulatorThread(config) as sim, httpx.Client(timeout=30) as http:
         for name, extra in XAI.items():
@@ -44,14 +45,14 @@ def main() -> None:
             r = http.post(
                 sim.base_url + "/v1/chat/completions", json=body, headers={"Authorization": "Bearer xai-rec"}
             )
-            (HERE / name).write_bytes(r.content)
+            (out / name).write_bytes(r.content)
         headers = {"Cookie": f"sso={SSO}", "User-Agent": AGENT}
         first = http.post(
             sim.base_url + "/rest/app-chat/conversations/new",
             json={"message": f"{PROMPT} {WEB['web_new.ndjson'][0]}", "modelName": "grok-4"},
             headers=headers,
         )
-        (HERE / "web_new.ndjson").write_bytes(first.content)
+        (out / "web_new.ndjson").write_bytes(first.content)
         lines = [orjson.loads(line)["result"] for line in first.content.splitlines()]
         conversation = lines[0]["conversation"]["conversationId"]
         (parent,) = [
@@ -64,8 +65,8 @@ def main() -> None:
             json={"message": PROMPT, "modelName": "grok-4", "parentResponseId": parent},
             headers=headers,
         )
-        (HERE / "web_followup.ndjson").write_bytes(second.content)
+        (out / "web_followup.ndjson").write_bytes(second.content)
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE)
