@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from grok_api.errors import GatewayError, InvalidRequest, RateLimited, UpstreamError
-from grok_api.upstreams.base import Event, Finish, ReasoningDelta, TextDelta, Usage
+from grok_api.upstreams.base import Citation, Event, Finish, ReasoningDelta, TextDelta, Usage
 from grok_api.upstreams.http import read_lines
-from grok_api.upstreams.web_answer import REFRESH, error_from
+from grok_api.upstreams.web_answer import REFRESH, Display, error_from
 from grok_api.upstreams.web_decode import WebDecoder
 
 from .helpers import reads, recorded, splits
@@ -334,3 +334,32 @@ async def test_exact_messages() -> None:
     failed = await decode([new({"error": {"code": 13, "message": "boom"}})])
     assert failed.error is not None and failed.error.message == "grok.com failed (502): boom"
     assert error_from(429, {}).message == "grok.com usage limit reached: no message"
+
+
+async def test_search_results_become_numbered_sources() -> None:
+    results = [
+        {"url": "https://a.test/1", "title": "One"},
+        {"url": "https://a.test/1", "title": "Again"},
+        {"url": "http://b.test/2", "title": "  "},
+        {"url": "ftp://c.test/3", "title": "not a web page"},
+        {"url": "https://" + "d" * 4090, "title": "too long"},
+        "not a result",
+    ]
+    body = (
+        token("Hi")
+        + line({"result": {"webSearchResults": {"results": results[:3]}}})
+        + line({"result": {"webSearchResults": [*results[3:], {"url": "https://e.test/4"}]}})
+        + END
+    )
+    decoder = WebDecoder(Display(sources="list"), ASSETS, sent_chars=4)
+    events = [e async for lines in read_lines(reads([body])) for e in decoder.feed(lines)] + decoder.finish()
+    assert events[:4] == [
+        T("Hi"),
+        Citation("https://a.test/1", "One"),
+        Citation("http://b.test/2", "http://b.test/2"),
+        Citation("https://e.test/4", "https://e.test/4"),
+    ]
+    assert events[4] == T(
+        "\n\nSources:\n1. [One](https://a.test/1)\n2. [http://b.test/2](http://b.test/2)"
+        "\n3. [https://e.test/4](https://e.test/4)"
+    )

@@ -18,6 +18,7 @@ from grok_api.upstreams.base import (
     ChatRequest,
     Event,
     Finish,
+    Image,
     ReasoningDelta,
     TextDelta,
     ToolCallDelta,
@@ -649,3 +650,81 @@ async def test_models_request_and_shapes() -> None:
     replay.status, replay.reads = 400, [b'{"error":"bad"}']
     with pytest.raises(InvalidRequest, match=r"^bad$"):
         await up.models()
+
+
+async def images(reads: list[bytes], status: int = 200) -> tuple[list[Event], GatewayError | None, Replay]:
+    replay = Replay(reads, status)
+    up = upstream_with(replay, name="img")
+    await up._client.aclose()
+    request = ChatRequest(
+        "alias", "grok-imagine-image", [], False, {"model": "alias", "prompt": "a cat", "n": 2}, kind="image"
+    )
+    try:
+        return [e async for b in up.stream(request) for e in b], None, replay
+    except GatewayError as exc:
+        return [], exc, replay
+
+
+async def test_image_generation() -> None:
+    body = {
+        "data": [
+            {"url": "https://imgen.x.ai/1.jpg", "revised_prompt": "a small cat"},
+            {"b64_json": "data:image/png;base64,iVBORw0K", "url": ""},
+            {"b64_json": "iVBORw0K", "revised_prompt": None},
+        ]
+    }
+    events, error, replay = await images([orjson.dumps(body)])
+    assert error is None and events == [
+        Image(url="https://imgen.x.ai/1.jpg", b64_json=None, revised_prompt="a small cat"),
+        Image(url="", b64_json="iVBORw0K", revised_prompt=""),
+        Image(url=None, b64_json="iVBORw0K", revised_prompt=""),
+        Finish("stop"),
+    ]
+    assert orjson.loads(replay.sent.pop("data")) == {"model": "grok-imagine-image", "prompt": "a cat", "n": 2}
+    assert replay.sent == {
+        "url": "http://xai.test/v1/images/generations",
+        "headers": {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "Authorization": "Bearer xai-k",
+        },
+        "proxy": "http://p.test:1",
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{}", "img sent an image response without images"),
+        (b'{"data": []}', "img sent an image response without images"),
+        (b'{"data": "x"}', "img sent an image response without images"),
+        (b"[1]", "img sent an image response without images"),
+        (b'{"data": [{"revised_prompt": "x"}]}', "img sent an image without a url or b64_json"),
+        (b'{"data": ["x"]}', "img sent an image without a url or b64_json"),
+        (
+            b'{"data": [{"url": "u"}, {"url": "", "b64_json": ""}]}',
+            "img sent an image without a url or b64_json",
+        ),
+        (b"<html>", "img sent a malformed response: b'<html>'"),
+    ],
+)
+async def test_image_responses_without_images(body: bytes, message: str) -> None:
+    events, error, _ = await images([body])
+    assert events == [] and type(error) is UpstreamError and error.message == message
+
+
+async def test_image_refusals() -> None:
+    _, error, _ = await images([b'{"error":"bad prompt"}'], status=400)
+    assert type(error) is InvalidRequest and error.message == "bad prompt"
+    _, error, _ = await images([b'{"error":"busy"}'], status=503)
+    assert type(error) is Unavailable and error.message == "img is unavailable (503): busy"
+
+
+async def test_live_search_is_retired() -> None:
+    _, raised, _ = await run([b'{"code":"Gone","error":"Live search is deprecated."}'], status=410)
+    assert type(raised) is InvalidRequest
+    assert (raised.param, raised.code, raised.status) == ("search_parameters", "live_search_retired", 400)
+    assert raised.message == (
+        "xai no longer offers Live Search ('search_parameters'): use the Responses API "
+        "(POST /v1/responses) with the 'web_search' / 'x_search' tools instead. (Live search is deprecated.)"
+    )
