@@ -12,7 +12,7 @@ import pytest
 from grok_api.errors import GatewayError, InvalidRequest, RateLimited, UpstreamError
 from grok_api.upstreams.base import Citation, Event, Finish, ReasoningDelta, TextDelta, Usage
 from grok_api.upstreams.http import read_lines
-from grok_api.upstreams.web_answer import REFRESH, Display, error_from
+from grok_api.upstreams.web_answer import REFRESH, Display, absolute_link, cloudflare_error, error_from
 from grok_api.upstreams.web_decode import WebDecoder
 
 from .helpers import reads, recorded, splits
@@ -363,3 +363,64 @@ async def test_search_results_become_numbered_sources() -> None:
         "\n\nSources:\n1. [One](https://a.test/1)\n2. [http://b.test/2](http://b.test/2)"
         "\n3. [https://e.test/4](https://e.test/4)"
     )
+
+
+@pytest.mark.parametrize(
+    ("err", "error", "code", "message"),
+    [
+        ({"error": "plain words"}, UpstreamError, "upstream_error", "grok.com failed (500): plain words"),
+        ({"code": "8", "message": "m"}, RateLimited, "web_usage_limit", "grok.com usage limit reached: m"),
+        (
+            {"code": "RESOURCE_EXHAUSTED", "message": "m"},
+            RateLimited,
+            "web_usage_limit",
+            "grok.com usage limit reached: m",
+        ),
+        ({"code": "INTERNAL", "message": "m"}, UpstreamError, "upstream_error", "grok.com failed (500): m"),
+        ({"code": ["7"], "message": "m"}, UpstreamError, "upstream_error", "grok.com failed (500): m"),
+        (
+            {"code": "7", "message": "m"},
+            UpstreamError,
+            "web_session_refused",
+            f"grok.com refused the session (m). {REFRESH}",
+        ),
+    ],
+)
+def test_error_codes_and_fallbacks(
+    err: dict[str, Any], error: type[GatewayError], code: str, message: str
+) -> None:
+    got = error_from(500, err)
+    assert (type(got), got.code, got.message) == (error, code, message)
+
+
+def test_the_cloudflare_page() -> None:
+    got = cloudflare_error(403)
+    assert (type(got), got.code, got.status) == (UpstreamError, "web_session_refused", 502)
+    assert got.message == (
+        "grok.com answered with a Cloudflare challenge (HTTP 403): the session's cf_clearance cookie is "
+        f"missing, expired or was issued to another browser. {REFRESH}"
+    )
+
+
+def test_image_links_against_an_assets_url_with_a_slash() -> None:
+    link = absolute_link("https://assets.test//")
+    assert link("/a/b.png") == "https://assets.test/a/b.png" and link("c.png") == "https://assets.test/c.png"
+    assert link("https://x.test/i.png") == "https://x.test/i.png"
+
+
+async def test_sources_listed_after_images_and_the_longest_url() -> None:
+    longest, too_long = "https://x.test/" + "a" * (4096 - 15), "https://x.test/" + "a" * (4097 - 15)
+    decoder = WebDecoder(Display(sources="list"), ASSETS, sent_chars=0)
+    body = line(
+        {"result": {"webSearchResults": [{"url": longest, "title": "L"}, {"url": too_long, "title": "T"}]}}
+    )
+    body += line({"result": {"modelResponse": {"responseId": "r", "generatedImageUrls": ["i.png", "i.png"]}}})
+    events = [e async for lines in read_lines(reads([body])) for e in decoder.feed(lines)] + decoder.finish()
+    assert events[0] == Citation(longest, "L") and len(events) == 4  # one source, one tail, usage, finish
+    assert events[1] == T(f"\n\n![image]({ASSETS}/i.png)\n\nSources:\n1. [L]({longest})")
+
+
+async def test_a_link_function_instead_of_an_assets_url() -> None:
+    decoder = WebDecoder("hidden", lambda u: f"https://proxy.test/{u}", sent_chars=0)
+    decoder.feed([line({"result": {"modelResponse": {"responseId": "r", "generatedImageUrls": ["i.png"]}}})])
+    assert decoder.finish()[0] == T("\n\n![image](https://proxy.test/i.png)")
