@@ -17,7 +17,7 @@ from grok_api.store import Database, UsageStore
 from grok_api.upstreams.base import Usage
 from grok_api.usage import OVERFLOW_MODEL, UsageRecorder
 
-from .conftest import ADMIN_KEY, Env, ServedApp, gateway_settings, key_for, post_chat, run_async
+from .helpers import ADMIN_KEY, Env, ServedApp, gateway_settings, key_for, post_chat, run_async
 from .test_http_errors import assert_openai_error
 
 URL = "/v1/chat/completions"

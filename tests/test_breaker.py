@@ -13,7 +13,7 @@ import httpx
 from grok_api.errors import InvalidRequest, UpstreamError
 from grok_api.upstreams.xai import _error_from_body
 
-from .conftest import Env, ServedApp, gateway_settings, key_for, post_chat
+from .helpers import Env, ServedApp, gateway_settings, key_for, post_chat
 
 
 def xai_state(url: str) -> dict[str, Any]:

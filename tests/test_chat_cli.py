@@ -13,7 +13,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from .conftest import Env, free_socket
+from .helpers import Env, free_socket
 
 WORD = r"(grok|orbit|signal|vector|lattice|photon|quasar|kernel|tensor|cipher|harbor|meadow|ember|delta|prism|summit|falcon|river|beacon|comet)"
 

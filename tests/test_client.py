@@ -20,7 +20,7 @@ import pytest
 
 from grok_api import AsyncGrok, Grok
 
-from .conftest import Env, ServedApp, key_for, web_settings
+from .helpers import Env, ServedApp, key_for, web_settings
 
 README = Path(__file__).parent.parent / "README.md"
 

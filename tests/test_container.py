@@ -27,7 +27,7 @@ import httpx
 import pytest
 import yaml
 
-from .conftest import free_socket
+from .helpers import free_socket
 
 pytestmark = [
     pytest.mark.skipif(

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from .conftest import free_socket
+from .helpers import free_socket
 
 ROOT = Path(__file__).parent.parent
 DOCKERFILE = (ROOT / "Dockerfile").read_text()

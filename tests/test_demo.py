@@ -16,7 +16,7 @@ import httpx
 from grok_api.config import Settings
 from grok_api.store import Database, KeyStore
 
-from .conftest import Env, post_chat, run_async
+from .helpers import Env, post_chat, run_async
 from .test_serve import free_port, process
 
 

@@ -19,7 +19,7 @@ from grok_api.simulator import Simulator
 from grok_api.store import Database, KeyStore
 from grok_api.store.keys import hash_key
 
-from .conftest import ADMIN_KEY, Env, ServedApp, free_socket, gateway_settings, key_for, run_async
+from .helpers import ADMIN_KEY, Env, ServedApp, free_socket, gateway_settings, key_for, run_async
 from .test_http_errors import assert_openai_error
 
 

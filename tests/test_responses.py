@@ -15,7 +15,7 @@ import pytest
 
 from grok_api.store import Limits
 
-from .conftest import ADMIN_KEY, Env, ServedApp, web_settings
+from .helpers import ADMIN_KEY, Env, ServedApp, web_settings
 from .responses_helpers import check_event, check_response, stream_events
 
 XAI = "grok-4.3"

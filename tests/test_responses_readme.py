@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Env
+from .helpers import Env
 
 README = Path(__file__).parent.parent / "README.md"
 SECTION = README.read_text().split("## The Responses API", 1)[1].split("\n## ", 1)[0]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Env, ServedApp, gateway_settings, key_for, post_chat
+from .helpers import Env, ServedApp, gateway_settings, key_for, post_chat
 
 
 @pytest.fixture

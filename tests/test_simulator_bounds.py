@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from .conftest import UPSTREAM_KEY, Env, ServedApp, gateway_settings, key_for, post_chat
+from .helpers import UPSTREAM_KEY, Env, ServedApp, gateway_settings, key_for, post_chat
 
 
 def test_answer_length_is_capped(env: Env) -> None:

@@ -18,7 +18,7 @@ import pytest
 from grok_api.api.schemas import _depth
 from grok_api.jsonbounds import deeper_than, too_many_values, too_many_values_async
 
-from .conftest import Env, ServedApp, gateway_settings, key_for, post_chat
+from .helpers import Env, ServedApp, gateway_settings, key_for, post_chat
 from .test_http_errors import assert_openai_error
 
 URL = "/v1/chat/completions"

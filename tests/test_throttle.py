@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from .conftest import ADMIN_KEY, Env, ServedApp, gateway_settings, key_for, post_chat
+from .helpers import ADMIN_KEY, Env, ServedApp, gateway_settings, key_for, post_chat
 from .test_http_errors import assert_openai_error
 
 URL = "/v1/chat/completions"

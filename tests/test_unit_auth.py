@@ -245,21 +245,20 @@ def test_the_throttle_counts_a_sliding_minute_per_address(monkeypatch: pytest.Mo
     clock = Monotonic()
     monkeypatch.setattr(auth, "time", clock)
     t = FailureThrottle(3)
-    t.check("a")  # never failed
-    for _ in range(3):
-        t.check("a")
+    assert t.over("a") is None  # never failed
+    for _ in range(3):  # at 1000, 1010, 1020
         t.failed("a")
         clock.now += 10
-    with pytest.raises(RateLimited) as info:
-        t.check("a")
-    assert info.value.code == "too_many_auth_failures" and info.value.headers["Retry-After"] == "30"
-    t.check("b")  # other addresses are not affected
-    clock.now = 1060.0  # the first failure is a minute old: it no longer counts
-    t.check("a")
-    assert len(t._failures["a"]) == 2
-    for _ in range(5):
-        t.failed("a")
+    assert t.over("a") == 30.0 and t.over("b") is None
+    denied = AuthenticationFailed("no")
+    refused = t.refuse("a", denied)
+    assert isinstance(refused, RateLimited) and refused.code == "too_many_auth_failures"
+    assert refused.message == "Too many failed authentications from this address; wait before trying again."
+    assert refused.headers["Retry-After"] == "30"
+    assert t.refuse("b", denied) is denied  # under the limit: the 401 itself
     assert len(t._failures["a"]) == 3  # never more kept than the limit
+    clock.now = 1070.5  # 1000 and 1010 are over a minute old
+    assert t.over("a") is None
 
 
 def test_the_throttle_forgets_the_least_recent_addresses(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -268,9 +267,7 @@ def test_the_throttle_forgets_the_least_recent_addresses(monkeypatch: pytest.Mon
     for client in ("a", "b", "a", "c"):
         t.failed(client)
     assert list(t._failures) == ["a", "c"]
-    with pytest.raises(RateLimited):
-        t.check("a")
-    t.check("b")
+    assert t.over("a") is not None and t.over("b") is None
 
 
 def test_defaults() -> None:
@@ -278,18 +275,17 @@ def test_defaults() -> None:
     assert (a.max_entries, a.throttle.per_minute, a.throttle.max_clients) == (50_000, 30, 100_000)
 
 
-async def test_authenticate_throttles_the_address_that_keeps_failing(store: CountingStore) -> None:
+async def test_authenticate_throttles_guesses_but_never_a_valid_key(store: CountingStore) -> None:
     _, key = await store.create("a")
     a = Authenticator(store, ttl=60, failures_per_minute=2)
     for _ in range(2):
         with pytest.raises(AuthenticationFailed):
             await a.authenticate(bearer("gk-guess"), "guesser")
-    with pytest.raises(RateLimited) as info:
-        await a.authenticate(bearer(key), "guesser")  # even with a good key
-    assert (
-        info.value.message == "Too many failed authentications from this address; wait before trying again."
-    )
-    assert (await a.authenticate(bearer(key), "someone else")).name == "a"
+    with pytest.raises(RateLimited):
+        await a.authenticate(bearer("gk-guess"), "guesser")
+    assert (await a.authenticate(bearer(key), "guesser")).name == "a"  # a key that verifies is served
+    with pytest.raises(AuthenticationFailed):
+        await a.authenticate(bearer("gk-guess"), "someone else")
 
 
 def test_the_throttle_keeps_the_latest_failures(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -300,8 +296,7 @@ def test_the_throttle_keeps_the_latest_failures(monkeypatch: pytest.MonkeyPatch)
         t.failed("a")
         clock.now += 10
     clock.now = 1070.5  # 1000 and 1010 would have expired; 1020 has not
-    with pytest.raises(RateLimited):
-        t.check("a")
+    assert t.over("a") is not None
 
 
 async def test_a_failed_last_used_write_is_logged(

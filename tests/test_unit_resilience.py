@@ -185,14 +185,14 @@ async def test_a_long_retry_after_is_passed_on_at_once() -> None:
     assert b.calls == 0
 
 
-async def test_open_breakers_everywhere_is_503_without_calling_anyone() -> None:
-    a = Scripted("a", UpstreamError("x"))
+async def test_open_breakers_everywhere_still_ask_the_one_opened_longest_ago() -> None:
+    a = Scripted("a", UpstreamError("x"), OK)
     f = failover(a, policy=Policy(retries=0, breaker_threshold=1, breaker_reset=3600))
     with pytest.raises(UpstreamError):
         await collect(f)
-    with pytest.raises(UpstreamUnavailable, match="every target's circuit breaker is open"):
-        await collect(f)
-    assert a.calls == 1
+    assert f.targets[0].breaker.state == "open"
+    assert await collect(f) == [TextDelta("a"), TextDelta("b"), Finish("stop")]  # panic mode
+    assert a.calls == 2 and f.targets[0].breaker.state == "closed"
 
 
 async def test_nothing_at_all_is_an_upstream_error() -> None:
