@@ -73,11 +73,6 @@ def test_huge_headers_are_harmless(env: Env, key: str) -> None:
     assert post_chat(env.base_url, key).status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="uvicorn's httptools parser buffers request headers without a limit (200 MB on one"
-    " connection was accepted); needs a header-size cap in the server (reported to the lead)",
-)
 def test_huge_headers_are_refused(env: Env, key: str) -> None:
     # a valid request but for one 200 kB header: only the header can make it a 4xx
     r = post(env.base_url, key, json=chat_body("big"), headers={"X-Big": "a" * 200_000})
