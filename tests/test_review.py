@@ -20,7 +20,7 @@ from grok_api.conversations import Conversations, MemoryConversations
 from grok_api.errors import UpstreamError
 from grok_api.upstreams.web import WebOptions, WebUpstream
 
-from .conftest import ADMIN_KEY, UPSTREAM_KEY, WEB_AGENT, WEB_COOKIES, Env, free_socket
+from .helpers import ADMIN_KEY, UPSTREAM_KEY, WEB_AGENT, WEB_COOKIES, Env, free_socket
 
 
 def test_a_user_turn_with_no_blocks_is_a_400_not_an_upstream_error(env: Env, key: str) -> None:

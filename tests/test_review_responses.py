@@ -10,7 +10,7 @@ import pytest
 
 from grok_api.store import Limits
 
-from .conftest import Env, ServedApp, web_settings
+from .helpers import Env, ServedApp, web_settings
 
 
 @pytest.fixture(scope="module")
