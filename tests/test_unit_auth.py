@@ -311,3 +311,29 @@ async def test_a_failed_last_used_write_is_logged(
     (record,) = caplog.records
     assert record.getMessage() == "could not record last-used times; will retry"
     assert record.exc_info is not None and isinstance(record.exc_info[1], OSError)
+
+
+@pytest.mark.parametrize(
+    ("raw", "twice"),
+    [
+        ([], None),
+        ([(b"authorization", b"Bearer a"), (b"x-api-key", b"b")], None),  # one each: the first wins
+        (
+            [(b"authorization", b"Bearer a"), (b"accept", b"x"), (b"authorization", b"Bearer b")],
+            "authorization",
+        ),
+        ([(b"x-api-key", b"a"), (b"authorization", b"Bearer a"), (b"x-api-key", b"a")], "x-api-key"),
+        ([(b"accept", b"a"), (b"accept", b"b"), (b"cookie", b"c"), (b"cookie", b"d")], None),
+    ],
+)
+def test_a_credential_header_sent_twice(raw: list[tuple[bytes, bytes]], twice: str | None) -> None:
+    assert auth.duplicate_credentials(raw) == twice
+
+
+def test_the_duplicated_header_error_names_it() -> None:
+    err = auth.duplicated("x-api-key")
+    assert (err.status, err.param, err.message) == (
+        400,
+        "x-api-key",
+        "The 'x-api-key' header was sent more than once; send it once.",
+    )

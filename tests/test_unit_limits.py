@@ -12,11 +12,18 @@ from typing import Any
 
 import pytest
 
+from grok_api import limits as limits_module
 from grok_api.config import Settings
 from grok_api.errors import QuotaExceeded, RateLimited, Unavailable
-from grok_api.limits import Decision as D
 from grok_api.limits import (
+    BUDGET_DAY,
+    BUDGET_MONTH,
+    BUDGET_TOTAL,
+    CONCURRENCY,
+    REQUESTS,
+    TOKENS,
     MemoryLimiter,
+    Refusals,
     Ticket,
     fail,
     new_request_id,
@@ -25,6 +32,7 @@ from grok_api.limits import (
     refusal,
     reset_text,
 )
+from grok_api.limits import Decision as D
 from grok_api.store import Database, KeyRecord, Limits, UsageRow, UsageStore
 
 T0 = calendar.timegm((2026, 11, 30, 23, 59, 0))  # a minute before a month ends (and a day)
@@ -415,3 +423,87 @@ def test_the_fail_closed_message() -> None:
         info.value.message
         == "The rate limiter is unavailable, and this gateway refuses requests until it is back."
     )
+
+
+class Mono:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def mono(monkeypatch: pytest.MonkeyPatch) -> Mono:
+    m = Mono()
+    monkeypatch.setattr(limits_module, "time", m)
+    return m
+
+
+def test_a_refusal_is_remembered_for_the_wait_it_named(mono: Mono) -> None:
+    r, k = Refusals(horizon=5.0), key(rpm=1)
+    r.check(k)  # nothing remembered
+    exc = RateLimited("slow down", retry_after=2.0, headers={"x-ratelimit-limit-requests": "1"}, code="c")
+    assert r.remember(k, exc, REQUESTS) is exc
+    mono.now = 101.5
+    with pytest.raises(RateLimited) as info:
+        r.check(k)
+    got = info.value
+    assert got is not exc and type(got) is RateLimited
+    assert (got.message, got.code, got.retry_after) == ("slow down", "c", 0.5)
+    assert got.headers == {"x-ratelimit-limit-requests": "1", "Retry-After": "1"}  # its own Retry-After
+    r.check(key("other", rpm=1))  # another key is not refused
+    mono.now = 102.0  # the wait is over
+    r.check(k)
+    mono.now = 101.0
+    r.check(k)  # and forgotten
+
+
+@pytest.mark.parametrize("reason", [REQUESTS, BUDGET_DAY, BUDGET_MONTH, BUDGET_TOTAL])
+def test_refusals_that_are_remembered_up_to_the_horizon(mono: Mono, reason: int) -> None:
+    r, k = Refusals(horizon=5.0), key(rpm=1)
+    r.remember(k, QuotaExceeded("budget", retry_after=3600.0), reason)
+    mono.now = 104.9
+    with pytest.raises(QuotaExceeded) as info:
+        r.check(k)
+    assert info.value.retry_after == pytest.approx(0.1)
+    mono.now = 105.0  # at most the horizon, however long the refusal's own wait
+    r.check(k)
+
+
+@pytest.mark.parametrize("reason", [TOKENS, CONCURRENCY])
+def test_refusals_that_depend_on_the_request_are_not_remembered(mono: Mono, reason: int) -> None:
+    r, k = Refusals(), key(rpm=1)
+    r.remember(k, RateLimited("x", retry_after=3.0), reason)
+    r.check(k)
+
+
+def test_a_refusal_without_a_wait_holds_for_the_horizon_and_names_none(mono: Mono) -> None:
+    r, k = Refusals(horizon=2.0), key(rpm=1)
+    r.remember(k, RateLimited("x"), REQUESTS)
+    mono.now = 101.9
+    with pytest.raises(RateLimited) as info:
+        r.check(k)
+    assert info.value.retry_after is None and "Retry-After" not in info.value.headers
+    mono.now = 102.0
+    r.check(k)
+
+
+def test_a_key_whose_limits_changed_is_checked_anew(mono: Mono) -> None:
+    r = Refusals()
+    r.remember(key(rpm=1), RateLimited("x", retry_after=3.0), REQUESTS)
+    r.check(key(rpm=2))  # raised meanwhile
+    r.check(key(rpm=1))  # and the old refusal is forgotten
+
+
+def test_refusals_remember_at_most_max_keys(mono: Mono) -> None:
+    r = Refusals(max_keys=2)
+    for name in ("a", "b"):
+        r.remember(key(name), RateLimited("x", retry_after=3.0), REQUESTS)
+    with pytest.raises(RateLimited):
+        r.check(key("a"))
+    r.remember(key("c"), RateLimited("x", retry_after=3.0), REQUESTS)  # full: start over
+    r.check(key("a"))
+    r.check(key("b"))
+    with pytest.raises(RateLimited):
+        r.check(key("c"))

@@ -314,3 +314,175 @@ async def test_a_first_batch_later_than_the_first_byte_limit_times_out() -> None
     # the first batch takes 0.5 s against a limit of 0.05 s: however slow the machine, too late
     with pytest.raises(UpstreamTimeout):
         await collect(failover(Scripted("a", 0.5), policy=Policy(first_byte=0.05)))
+
+
+# --- 429 cool-downs, panic mode, Breaker.open_since (the hardening's own code) ---
+
+
+def test_open_since_says_when_a_breaker_refuses() -> None:
+    now = [100.0]
+    b = Breaker(threshold=1, reset_after=10, clock=lambda: now[0])
+    assert b.open_since() is None  # closed: it lets requests through
+    b.failure()
+    now[0] = 109.5
+    assert b.open_since() == 100.0
+    now[0] = 110.0
+    assert b.open_since() is None  # open long enough to be probed
+    assert b.allow() and b.state == "half_open"
+    assert b.open_since() == 100.0  # its one probe is out: the next request is refused
+
+
+def test_a_target_cools_down_per_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+    monkeypatch.setattr(resilience, "time", clock)
+    t = resilience.Target("a", Scripted("a", OK), Breaker(1, 1.0))
+    assert t.cooling("m", clock.now) == 0.0  # never cooled
+    t.cool("m", 5.0)
+    assert t.cool_until == {"m": 1005.0}
+    assert t.cooling("m", 1001.0) == 4.0
+    assert t.cooling("other", 1001.0) == 0.0  # another model is not limited
+    assert t.cooling("m", 1005.0) == 0.0  # over at its end
+    t.cool("m", 2.0)  # a shorter cool-down does not cut a longer one short
+    assert t.cool_until == {"m": 1005.0}
+    t.cool("m", 8.0)
+    assert t.cool_until == {"m": 1008.0}
+    clock.now = 1008.0
+    t.cool("n", 1.0)  # the ended cool-down is forgotten (ending now counts as ended)
+    assert t.cool_until == {"n": 1009.0}
+    clock.now = 1008.5
+    t.cool("m", 1.0)  # a live one is kept
+    assert t.cool_until == {"n": 1009.0, "m": 1009.5}
+
+
+class Sleeps:
+    """resilience's asyncio with a recorded sleep that does not wait."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+        self.timeout, self.CancelledError = asyncio.timeout, asyncio.CancelledError
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "cooldown_max", "cooled"),
+    [(None, 60.0, 1.0), (2.0, 60.0, 2.0), (0.0, 60.0, 1.0), (3.0, 2.5, 2.5), (3.0, 0.0, None)],
+)
+async def test_a_429_rests_that_target_for_its_retry_after(
+    monkeypatch: pytest.MonkeyPatch, retry_after: float | None, cooldown_max: float, cooled: float | None
+) -> None:
+    clock = Clock()
+    monkeypatch.setattr(resilience, "time", clock)
+    monkeypatch.setattr(resilience, "asyncio", Sleeps())
+    a, b = Scripted("a", RateLimited("busy", retry_after=retry_after), OK), Scripted("b", OK)
+    f = failover(a, b, policy=Policy(retries=1, backoff_base=0.0, cooldown_max=cooldown_max))
+    assert await collect(f) == [TextDelta("a"), TextDelta("b"), Finish("stop")]
+    assert (a.calls, b.calls) == (1, 1)
+    target = f.targets[0]
+    assert target.cool_until == ({} if cooled is None else {"m": 1000.0 + cooled})
+    assert target.breaker.failures == 0  # a 429 is not ill health
+    await collect(f)  # the next request: a still rests (unless it never cools), b answers
+    assert (a.calls, b.calls) == ((2, 1) if cooled is None else (1, 2))
+
+
+async def test_a_probe_that_met_a_429_lets_the_next_request_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    a = Scripted("a", UpstreamError("x"), RateLimited("busy", retry_after=0.0), OK)
+    f = failover(a, policy=Policy(retries=0, breaker_threshold=1, breaker_reset=0.0, cooldown_max=0.0))
+    with pytest.raises(UpstreamError):
+        await collect(f)
+    with pytest.raises(RateLimited):
+        await collect(f)  # the probe met a 429: proved nothing
+    assert f.targets[0].breaker.state == "open" and f.targets[0].breaker.failures == 1
+    assert await collect(f) == [TextDelta("a"), TextDelta("b"), Finish("stop")]
+    assert f.targets[0].breaker.state == "closed"
+
+
+async def test_every_target_cooling_waits_for_the_one_ending_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock, sleeps = Clock(), Sleeps()
+    monkeypatch.setattr(resilience, "time", clock)
+    monkeypatch.setattr(resilience, "asyncio", sleeps)
+    a, b, c = Scripted("a", OK), Scripted("b", OK), Scripted("c", OK)
+    f = failover(a, b, c, policy=Policy(backoff_max=5.0))
+    f.targets[0].cool_until["m"] = 1003.0
+    f.targets[1].cool_until["m"] = 1001.5
+    f.targets[2].cool_until["m"] = 1002.0
+    assert await collect(f) == [TextDelta("a"), TextDelta("b"), Finish("stop")]
+    assert (a.calls, b.calls, c.calls) == (0, 1, 0) and sleeps.waits == [1.5]
+    f.targets[1].cool_until["m"] = 1005.0  # now c ends first; b's breaker is open, which rules it out
+    f.targets[1].breaker.clock = clock.monotonic
+    f.targets[1].breaker.failure()
+    f.targets[1].breaker.failure()
+    await collect(f)
+    assert (a.calls, b.calls, c.calls) == (0, 1, 1) and sleeps.waits == [1.5, 2.0]
+
+
+async def test_a_cool_down_longer_than_the_backoff_is_passed_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock, sleeps = Clock(), Sleeps()
+    monkeypatch.setattr(resilience, "time", clock)
+    monkeypatch.setattr(resilience, "asyncio", sleeps)
+    a = Scripted("a", OK)
+    f = failover(a, policy=Policy(backoff_max=5.0))
+    f.targets[0].cool_until["m"] = 1005.0  # exactly the longest wait: waited for
+    await collect(f)
+    assert sleeps.waits == [5.0] and a.calls == 1
+    f.targets[0].cool_until["m"] = clock.now + 5.5
+    with pytest.raises(RateLimited, match=r"up is rate limiting requests; retry later\.") as info:
+        await collect(f)
+    assert info.value.retry_after == 5.5 and a.calls == 1 and sleeps.waits == [5.0]
+
+
+async def test_panic_mode_asks_the_target_opened_longest_ago(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock, sleeps = Clock(), Sleeps()
+    monkeypatch.setattr(resilience, "time", clock)
+    monkeypatch.setattr(resilience, "asyncio", sleeps)
+    a, b, c = Scripted("a", OK), Scripted("b", OK), Scripted("c", OK)
+    f = failover(a, b, c, policy=Policy(retries=0, breaker_threshold=1, breaker_reset=3600))
+    for t, opened in zip(f.targets, (300.0, 100.0, 200.0), strict=True):
+        t.breaker.clock = lambda opened=opened: opened
+        t.breaker.failure()
+        t.breaker.clock = clock.monotonic
+    f.targets[1].cool_until["m"] = 1000.0 + 2.0  # b cools down too: it is waited for
+    with caplog.at_level("DEBUG", logger="grok_api.resilience"):
+        await collect(f)
+    records = caplog.records
+    assert (a.calls, b.calls, c.calls) == (0, 1, 0) and sleeps.waits == [2.0]
+    assert [r.getMessage() for r in records] == [
+        "up: every target's circuit breaker is open; trying b anyway"
+    ]
+    assert f.targets[1].breaker.state == "closed"
+
+
+async def test_a_cooling_target_whose_breaker_is_open_is_not_waited_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock, sleeps = Clock(), Sleeps()
+    monkeypatch.setattr(resilience, "time", clock)
+    monkeypatch.setattr(resilience, "asyncio", sleeps)
+    a, b = Scripted("a", OK), Scripted("b", OK)
+    f = failover(a, b, policy=Policy(breaker_threshold=1, breaker_reset=3600))
+    for t, opened in zip(f.targets, (200.0, 100.0), strict=True):
+        t.breaker.clock = lambda opened=opened: opened
+        t.breaker.failure()
+        t.breaker.clock = clock.monotonic
+    f.targets[0].cool_until["m"] = 1001.0  # a cools down, but its breaker is open as well
+    await collect(f)
+    assert (a.calls, b.calls) == (0, 1) and sleeps.waits == []
+
+
+async def test_panic_mode_breaks_a_tie_by_the_shorter_cool_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock, sleeps = Clock(), Sleeps()
+    monkeypatch.setattr(resilience, "time", clock)
+    monkeypatch.setattr(resilience, "asyncio", sleeps)
+    a, b = Scripted("a", OK), Scripted("b", OK)
+    f = failover(a, b, policy=Policy(breaker_threshold=1, breaker_reset=3600))
+    for t in f.targets:
+        t.breaker.clock = lambda: 100.0
+        t.breaker.failure()
+        t.breaker.clock = clock.monotonic
+    f.targets[0].cool_until["m"] = 1003.0
+    f.targets[1].cool_until["m"] = 1001.0
+    await collect(f)
+    assert (a.calls, b.calls) == (0, 1) and sleeps.waits == [1.0]

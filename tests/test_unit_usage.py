@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from sqlalchemy import exc as sa_exc
 
 from grok_api import usage as usage_module
 from grok_api.config import Settings
@@ -261,3 +262,143 @@ async def test_a_request_recorded_during_a_failed_flush_is_merged(
     store.add = original  # type: ignore[method-assign]
     await rec.flush()
     assert [r.as_dict() for r in store.writes[0]] == [row(requests=2, prompt_tokens=3, completion_tokens=3)]
+
+
+# --- rows the store refuses, and the cap on rows waiting (the hardening's own code) ---
+
+
+class SQLState(Exception):
+    def __init__(self, sqlstate: object) -> None:
+        super().__init__("refused")
+        self.sqlstate = sqlstate
+
+
+def statement_error(orig: BaseException | None) -> sa_exc.StatementError:
+    return sa_exc.StatementError("refused", "INSERT", {}, orig)  # type: ignore[arg-type]
+
+
+def caused(sqlstate: str) -> Exception:
+    """asyncpg's way: the driver's error is the DBAPI error's cause."""
+    outer = Exception("wrapped")
+    outer.__cause__ = SQLState(sqlstate)
+    return outer
+
+
+@pytest.mark.parametrize(
+    ("exc", "refused"),
+    [
+        (sa_exc.DataError("INSERT", {}, Exception("22003")), True),
+        (sa_exc.IntegrityError("INSERT", {}, Exception("23505")), True),
+        (sa_exc.OperationalError("INSERT", {}, Exception("gone")), False),
+        (OSError("store away"), False),
+        (ValueError("not a statement error"), False),
+        (statement_error(ValueError("bad value")), True),
+        (statement_error(UnicodeEncodeError("utf-8", "\udc80", 0, 1, "surrogates")), True),
+        (statement_error(SQLState("22003")), True),  # numeric value out of range
+        (statement_error(SQLState("23502")), True),  # not-null violation
+        (statement_error(SQLState("08006")), False),  # connection failure: retry later
+        (statement_error(SQLState("2")), False),
+        (statement_error(SQLState(22003)), False),
+        (statement_error(SQLState(None)), False),
+        (statement_error(caused("22P02")), True),
+        (statement_error(caused("57P01")), False),  # admin shutdown
+        (statement_error(Exception("no state")), False),
+        (statement_error(None), False),
+    ],
+)
+def test_what_counts_as_a_row_the_store_refuses(exc: BaseException, refused: bool) -> None:
+    assert usage_module._refused_as_data(exc) is refused
+
+
+class RefusingStore(FlakyStore):
+    """The real store, which refuses (as PostgreSQL would an out-of-range value) any write holding
+    a row of model ``bad``, and goes away for the writes listed in ``away`` (by write number)."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.attempts = 0
+        self.away: set[int] = set()
+
+    async def add(self, rows: list[UsageRow]) -> None:
+        self.attempts += 1
+        if self.attempts in self.away:
+            raise OSError("store away")
+        if any(r.model == "bad" for r in rows):
+            orig = SQLState("22003")  # numeric value out of range
+            raise sa_exc.DBAPIError("INSERT", {}, orig) from orig
+        await super().add(rows)
+
+
+@pytest.fixture
+async def refusing(store: FlakyStore) -> RefusingStore:
+    return RefusingStore(store.db)
+
+
+def record_models(rec: UsageRecorder, *models: str) -> None:
+    for n, model in enumerate(models, 1):
+        rec.record("k", model, Usage(n, n), prompt_estimate=0, delivered_chars=0, error=False)
+
+
+async def stored(store: UsageStore) -> dict[str, tuple[int, int]]:
+    return {r["model"]: (r["requests"], r["prompt_tokens"]) for r in await store.report()}
+
+
+async def test_a_row_the_store_refuses_is_dropped_and_the_others_are_written(
+    refusing: RefusingStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    dropped: list[int] = []
+    errors: list[int] = []
+    rec = UsageRecorder(
+        refusing, on_dropped=lambda: dropped.append(1), on_flush_error=lambda: errors.append(1)
+    )
+    record_models(rec, "a", "bad", "c")
+    rec.record("k", "bad", Usage(5, 6), prompt_estimate=0, delivered_chars=0, error=False)
+    with caplog.at_level("WARNING", logger="grok_api.usage"):
+        await rec.flush()
+    assert rec.pending() == 0 and dropped == [1] and errors == []
+    assert [[r.model for r in w] for w in refusing.writes] == [["a"], ["c"]]  # one by one, after the batch
+    assert await stored(refusing) == {"a": (1, 1), "c": (1, 3)}
+    (record,) = caplog.records
+    assert record.levelname == "ERROR"
+    assert record.getMessage() == (
+        "usage row refused by the store and dropped: key k, 2 requests, 15 tokens (SQLState)"
+    )
+
+
+async def test_the_store_going_away_while_writing_row_by_row_keeps_the_rest(
+    refusing: RefusingStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    dropped: list[int] = []
+    errors: list[int] = []
+    rec = UsageRecorder(
+        refusing, on_dropped=lambda: dropped.append(1), on_flush_error=lambda: errors.append(1)
+    )
+    record_models(rec, "a", "bad", "c", "d")
+    refusing.away = {4}  # the batch is refused, "a" written, "bad" dropped, then the store is away
+    with caplog.at_level("WARNING", logger="grok_api.usage"):
+        await rec.flush()
+    assert dropped == [1] and errors == [1] and rec.pending() == 2
+    assert [r.getMessage() for r in caplog.records][1:] == ["could not write usage; will retry"]
+    assert caplog.records[1].levelname == "WARNING" and caplog.records[1].exc_info is not None
+    record_models(rec, "c")  # meanwhile: merged into the kept row
+    await rec.flush()
+    assert rec.pending() == 0 and dropped == [1]
+    assert await stored(refusing) == {"a": (1, 1), "c": (2, 4), "d": (1, 4)}
+
+
+async def test_past_max_pending_new_models_fold_into_one_row_per_key(store: FlakyStore) -> None:
+    folded: list[int] = []
+    rec = UsageRecorder(store, max_pending=2, on_folded=lambda: folded.append(1))
+    record_models(rec, "a", "b")
+    assert folded == [] and rec.pending() == 2
+    record_models(rec, "c", "d", "a")  # c and d fold; a has its own row already
+    rec.record("j", "e", Usage(7, 7), prompt_estimate=0, delivered_chars=0, error=False)
+    assert folded == [1, 1, 1] and rec.pending() == 4
+    await rec.flush()
+    got = {(r["key_id"], r["model"]): (r["requests"], r["prompt_tokens"]) for r in await store.report()}
+    assert got == {
+        ("k", "a"): (2, 4),
+        ("k", "b"): (1, 2),
+        ("k", usage_module.OVERFLOW_MODEL): (2, 3),
+        ("j", usage_module.OVERFLOW_MODEL): (1, 7),
+    }
