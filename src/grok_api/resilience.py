@@ -259,14 +259,15 @@ class FailoverUpstream:
     def _failed(self, target: Target, exc: GatewayError, attempts: _Attempts, model: str) -> None:
         """Counts a retryable failure: a 429 cools the target down (for that model, for its
         Retry-After up to ``cooldown_max``); anything else is one failure on its breaker per
-        request, however many retries it took."""
+        request, however many retries it took, except that a failed probe always reopens it (a
+        breaker left half-open would refuse every request but panic mode's)."""
         if isinstance(exc, RateLimited):
             rest = min(exc.retry_after or 1.0, self.policy.cooldown_max)
             if rest > 0:
                 target.cool(model, rest)
             target.breaker.abandon()  # a probe that met a 429 proved nothing either way
             return
-        if id(target) not in attempts.failed:
+        if id(target) not in attempts.failed or target.breaker.state == "half_open":
             attempts.failed.add(id(target))
             target.breaker.failure()
 
