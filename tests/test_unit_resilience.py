@@ -21,6 +21,7 @@ from grok_api.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from grok_api.recent import CURRENT, RequestRecord
 from grok_api.resilience import Breaker, FailoverUpstream, Policy, retryable
 from grok_api.upstreams.base import ChatRequest, Event, Finish, ModelInfo, TextDelta
 
@@ -398,7 +399,9 @@ async def test_a_probe_that_met_a_429_lets_the_next_request_probe(monkeypatch: p
     assert f.targets[0].breaker.state == "closed"
 
 
-async def test_every_target_cooling_waits_for_the_one_ending_first(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_every_target_cooling_waits_for_the_one_ending_first(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     clock, sleeps = Clock(), Sleeps()
     monkeypatch.setattr(resilience, "time", clock)
     monkeypatch.setattr(resilience, "asyncio", sleeps)
@@ -407,8 +410,10 @@ async def test_every_target_cooling_waits_for_the_one_ending_first(monkeypatch: 
     f.targets[0].cool_until["m"] = 1003.0
     f.targets[1].cool_until["m"] = 1001.5
     f.targets[2].cool_until["m"] = 1002.0
-    assert await collect(f) == [TextDelta("a"), TextDelta("b"), Finish("stop")]
+    with caplog.at_level("DEBUG", logger="grok_api.resilience"):
+        assert await collect(f) == [TextDelta("a"), TextDelta("b"), Finish("stop")]
     assert (a.calls, b.calls, c.calls) == (0, 1, 0) and sleeps.waits == [1.5]
+    assert caplog.records == []  # waiting for a cool-down is not panic mode
     f.targets[1].cool_until["m"] = 1005.0  # now c ends first; b's breaker is open, which rules it out
     f.targets[1].breaker.clock = clock.monotonic
     f.targets[1].breaker.failure()
@@ -486,3 +491,33 @@ async def test_panic_mode_breaks_a_tie_by_the_shorter_cool_down(monkeypatch: pyt
     f.targets[1].cool_until["m"] = 1001.0
     await collect(f)
     assert (a.calls, b.calls) == (0, 1) and sleeps.waits == [1.0]
+
+
+async def test_a_request_counts_one_failure_per_target_and_notes_the_last(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    a, b = Scripted("a", UpstreamError("x")), Scripted("b", UpstreamError("y"))
+    f = failover(a, b, policy=Policy(retries=3, backoff_base=0.0, breaker_threshold=100))
+    record = RequestRecord(id="r", method="POST", path="/", surface="chat", started=0.0, t0=0.0)
+    token = CURRENT.set(record)
+    try:
+        with caplog.at_level("DEBUG", logger="grok_api.resilience"), pytest.raises(UpstreamError, match="x"):
+            await collect(f)
+    finally:
+        CURRENT.reset(token)
+    assert (a.calls, b.calls) == (3, 1)  # a, b, then the first again among those tried
+    assert [t.breaker.failures for t in f.targets] == [1, 1]
+    assert record.target == "a"
+    assert not [r for r in caplog.records if "circuit breaker is open" in r.getMessage()]  # not panic mode
+
+
+async def test_a_probe_failing_again_in_the_same_request_reopens_its_breaker() -> None:
+    # a fails (its breaker opens), b fails, then a is probed again within the same request and
+    # fails: the probe's outcome must reopen a's breaker, or it stays half-open, out of rotation
+    a, b = Scripted("a", UpstreamError("x"), UpstreamError("x"), OK), Scripted("b", UpstreamError("y"), OK)
+    f = failover(a, b, policy=Policy(retries=2, backoff_base=0.0, breaker_threshold=1, breaker_reset=0.0))
+    with pytest.raises(UpstreamError, match="x"):
+        await collect(f)
+    assert [t.breaker.state for t in f.targets] == ["open", "open"]
+    assert await collect(f) == [TextDelta("a"), TextDelta("b"), Finish("stop")]
+    assert (a.calls, b.calls) == (3, 1)  # the first target is probed again, and recovers
