@@ -379,7 +379,8 @@ async def test_the_store_going_away_while_writing_row_by_row_keeps_the_rest(
         await rec.flush()
     assert dropped == [1] and errors == [1] and rec.pending() == 2
     assert [r.getMessage() for r in caplog.records][1:] == ["could not write usage; will retry"]
-    assert caplog.records[1].levelname == "WARNING" and caplog.records[1].exc_info is not None
+    kept = caplog.records[1]
+    assert kept.levelname == "WARNING" and kept.exc_info and isinstance(kept.exc_info[1], OSError)
     record_models(rec, "c")  # meanwhile: merged into the kept row
     await rec.flush()
     assert rec.pending() == 0 and dropped == [1]
