@@ -6,6 +6,7 @@ Both backends' shared behaviour over real time is in test_limits.py."""
 from __future__ import annotations
 
 import calendar
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -426,6 +427,10 @@ def test_the_fail_closed_message() -> None:
 
 
 class Mono:
+    """limits' ``time`` with a monotonic clock the test sets (``gmtime`` is the real one)."""
+
+    gmtime = staticmethod(time.gmtime)
+
     def __init__(self) -> None:
         self.now = 100.0
 
@@ -507,3 +512,39 @@ def test_refusals_remember_at_most_max_keys(mono: Mono) -> None:
     r.check(key("b"))
     with pytest.raises(RateLimited):
         r.check(key("c"))
+
+
+async def test_requests_in_flight_reserve_their_share_of_a_budget(clocks: Clocks) -> None:
+    lim, k = limiter(clocks), key(budget_day=100)
+    t1 = await lim.acquire(k, 60)
+    assert t1.granted == 60
+    t0 = await lim.acquire(k, 0)  # reserves nothing
+    assert t0.granted == 0
+    lim.settle(t0, 0)  # and gives nothing back
+    t2 = await lim.acquire(k, 60)
+    assert t2.granted == 40  # what the first left of the day's budget
+    with pytest.raises(RateLimited):
+        await lim.acquire(k, 1)  # all of it is reserved
+    lim.settle(t1, 10)  # used 10 of its 60: the other 50 are free again
+    assert (await lim.acquire(k, 60)).granted == 50
+
+
+async def test_the_smallest_budget_bounds_the_grant(clocks: Clocks) -> None:
+    lim = limiter(clocks)
+    assert (await lim.acquire(key("a", budget_day=40, budget_total=1000), 60)).granted == 40
+    assert (await lim.acquire(key("b", budget_month=100), 100)).granted == 100  # nothing used yet
+    assert (await lim.acquire(key("c", budget_day=100), 100)).granted == 100
+    assert (await lim.acquire(key("d", rpm=10), 60)).granted is None  # no budget: nothing to reserve
+
+
+async def test_a_budget_refusal_is_remembered_for_the_horizon(clocks: Clocks, mono: Mono) -> None:
+    lim, k = limiter(clocks), key(budget_day=10)
+    lim.settle(await lim.acquire(k, 1), 10)
+    with pytest.raises(RateLimited) as refused:
+        await lim.acquire(k, 1)
+    mono.now = 104.9  # the day ends in a minute; remembered for 5 s at most
+    with pytest.raises(RateLimited) as again:
+        lim.refusals.check(k)
+    assert type(again.value) is type(refused.value) and again.value.code == refused.value.code
+    mono.now = 105.0
+    lim.refusals.check(k)
