@@ -337,3 +337,42 @@ def test_the_duplicated_header_error_names_it() -> None:
         "x-api-key",
         "The 'x-api-key' header was sent more than once; send it once.",
     )
+
+
+def test_a_failure_exactly_a_minute_old_no_longer_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Monotonic()
+    monkeypatch.setattr(auth, "time", clock)
+    t = FailureThrottle(1)
+    t.failed("a")
+    clock.now += 59.5
+    assert t.over("a") == 0.5
+    clock.now += 0.5
+    assert t.over("a") is None
+
+
+async def test_a_throttled_address_does_not_fill_the_cache_with_misses(store: CountingStore) -> None:
+    record, key = await store.create("a")
+    a = Authenticator(store, ttl=60, failures_per_minute=2)
+    for guess in ("gk-1", "gk-2"):
+        with pytest.raises(AuthenticationFailed):
+            await a.authenticate(bearer(guess), "guesser")
+    assert store.lookups == 2
+    for _ in range(2):
+        with pytest.raises(RateLimited):
+            await a.authenticate(bearer("gk-3"), "guesser")
+    assert store.lookups == 4  # each throttled guess is read, not remembered
+    for _ in range(2):  # a key that verifies is served, and cached, whatever its address did
+        assert await a.authenticate(bearer(key), "guesser") == record
+    assert store.lookups == 5
+    for _ in range(2):  # another address's miss is remembered
+        with pytest.raises(AuthenticationFailed):
+            await a.authenticate(bearer("gk-3"), "other")
+    assert store.lookups == 6
+
+
+def test_the_admin_key_has_its_own_throttle(store: CountingStore) -> None:
+    a = Authenticator(store, ttl=60, failures_per_minute=1)
+    denied = AuthenticationFailed("no")
+    assert a.admin_throttle.refuse("c", denied) is denied
+    assert isinstance(a.admin_throttle.refuse("c", denied), RateLimited)
+    assert a.throttle.refuse("c", denied) is denied  # the keys' throttle counted nothing
