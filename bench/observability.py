@@ -13,7 +13,9 @@ written to files (as an operator's would be):
 
 Non-streamed requests (where a per-request cost shows most) and 200-chunk streams; the rounds
 interleave the gateways so that a noisy machine hits all of them alike; medians are reported
-as a share of the baseline's throughput. The target: access log on ≥ 95 % of off.
+as a share of the baseline's throughput. Each gateway's CPU time per request is reported too
+(and its inverse as a share of the baseline's): on a machine that other work shares, it is the
+steadier of the two. The target: access log on ≥ 95 % of off.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from run import HERE, PY, free_port, gateway_env, gateway_key, server, wait_http, wrk
+from run import HERE, PY, cpu_seconds, free_port, gateway_env, gateway_key, server, wait_http, wrk
 
 NO_SDK = (
     "import sys; sys.modules['opentelemetry.sdk.trace'] = None\n"
@@ -49,12 +51,12 @@ VARIANTS: dict[str, tuple[dict[str, str], list[str]]] = {
 
 
 @contextmanager
-def gateway(cmd: list[str], port: int, env: dict[str, str], log: Path) -> Iterator[None]:
+def gateway(cmd: list[str], port: int, env: dict[str, str], log: Path) -> Iterator[int]:
     with log.open("wb") as out:
         proc = subprocess.Popen([*cmd, "serve", "--port", str(port)], env=env, stdout=out, stderr=out)
         try:
             wait_http(f"http://127.0.0.1:{port}/health")
-            yield
+            yield proc.pid
         finally:
             proc.terminate()
             proc.wait(20)
@@ -75,24 +77,28 @@ def main() -> None:
     upstream = f"http://127.0.0.1:{up_port}"
     work = Path(tempfile.mkdtemp(prefix="grok-api-bench-obs-"))
     results: dict[str, dict[str, list[float]]] = {load: {v: [] for v in VARIANTS} for load in loads}
+    cpu: dict[str, dict[str, list[float]]] = {load: {v: [] for v in VARIANTS} for load in loads}
     access_lines = 0
     try:
         up_args = [PY, str(HERE / "static_upstream.py"), "--port", str(up_port), "--chunks", str(a.chunks)]
         with server(up_args, upstream + "/v1/models"), ExitStack() as stack:
-            targets: dict[str, tuple[str, str]] = {}
+            targets: dict[str, tuple[str, str, int]] = {}
             for i, (name, (extra, cmd)) in enumerate(VARIANTS.items()):
                 env = gateway_env(upstream, str(work / f"data{i}")) | {"GROK_API_LOG_LEVEL": "INFO", **extra}
                 env = {k: v for k, v in env.items() if not k.startswith("OTEL_")}
                 key = gateway_key(env)
                 port = free_port()
-                stack.enter_context(gateway(cmd, port, env, work / f"log{i}.txt"))
+                pid = stack.enter_context(gateway(cmd, port, env, work / f"log{i}.txt"))
                 base = f"http://127.0.0.1:{port}/v1/chat/completions"
                 httpx.post(base, json=plain, headers={"Authorization": f"Bearer {key}"}).raise_for_status()
-                targets[name] = (base, key)
+                targets[name] = (base, key, pid)
             for _ in range(a.rounds):
                 for load, body in loads.items():
-                    for name, (url, key) in targets.items():
-                        results[load][name].append(wrk(url, body, key, a.seconds, a.connections)["rps"])
+                    for name, (url, key, pid) in targets.items():
+                        before = cpu_seconds(pid)
+                        run = wrk(url, body, key, a.seconds, a.connections)
+                        results[load][name].append(run["rps"])
+                        cpu[load][name].append((cpu_seconds(pid) - before) / max(run["requests"], 1) * 1e6)
         access_lines = sum(1 for line in (work / "log1.txt").open() if '"grok_api.access"' in line)
         warned = "not installed" in (work / "log2.txt").read_text()
     finally:
@@ -102,11 +108,16 @@ def main() -> None:
     )
     for load, by_variant in results.items():
         base = statistics.median(by_variant["baseline"])
-        print(f"\n{load}: requests/s (median of {a.rounds})")
+        base_cpu = statistics.median(cpu[load]["baseline"])
+        print(
+            f"\n{load}: requests/s (median of {a.rounds}); gateway CPU µs a request (median), as throughput"
+        )
         for name, runs in by_variant.items():
             median = statistics.median(runs)
+            per = statistics.median(cpu[load][name])
             print(
                 f"  {name:28} {median:10.1f} {median / base:8.1%}   runs: {json.dumps([round(r) for r in runs])}"
+                f"   cpu {per:7.1f} µs {base_cpu / per:8.1%}"
             )
     print(f"\naccess lines written: {access_lines}; 'not installed' warning seen: {warned}")
 

@@ -91,16 +91,26 @@ def wrk(
     finally:
         os.unlink(f.name)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    served = re.search(r"(\d+) requests in", out)
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*?timeout (\d+)", out)
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
     return {
         "rps": rps,
+        "requests": float(served.group(1)) if served else 0.0,
         "non_2xx": float(bad.group(1)) if bad else 0.0,
         "timeouts": float(errors.group(1)) if errors else 0.0,
         "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else 0.0,
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far. CPU time per request is a steadier
+    figure than requests/s on a machine other work shares: it does not count the time spent
+    waiting for a core."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def gateway_key(env: dict[str, str], *limits: str) -> str:

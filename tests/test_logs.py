@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
+import time
 
 from grok_api import logs
 
@@ -58,3 +60,84 @@ def test_off_an_event_loop_each_line_is_written_at_once() -> None:
     log = _logger(stream, "grok_api.test_batched_sync")
     log.info("no loop here")
     assert '"msg":"no loop here"' in stream.getvalue()
+
+
+FIELDS = {
+    "request_id": "req_1",
+    "method": "POST",
+    "path": "/v1/chat/completions",
+    "status": 200,
+    "note": 'a "q" é',
+}
+
+
+async def _access_both_ways(fmt: str) -> tuple[str, str]:
+    """One access line written directly (serve's handler) and the same through `logging`
+    (the handler wrapped so that the direct path does not recognise it)."""
+    direct_out, slow_out = CountingStream(), CountingStream()
+    direct = logging.getLogger(f"grok_api.test_access_direct_{fmt}")
+    direct.handlers[:] = [logs.handler_for(fmt, direct_out, batched=True)]
+    direct.propagate = False
+    slow = logging.getLogger(f"grok_api.test_access_slow_{fmt}")
+    slow_handler = logs.handler_for(fmt, slow_out, batched=True)
+    slow_handler.addFilter(lambda record: True)  # an unknown filter: logging must run it
+    slow.handlers[:] = [slow_handler]
+    slow.propagate = False
+    assert logs.AccessLog(direct)._direct() is not None and logs.AccessLog(slow)._direct() is None
+    for log in (direct, slow):
+        log.setLevel(logging.INFO)
+        logs.AccessLog(log).write(1_700_000_000.25, "POST /v1/chat/completions 200 1.0ms", FIELDS)
+        log.handlers[0].flush()
+    return direct_out.getvalue(), slow_out.getvalue()
+
+
+async def test_a_direct_json_access_line_is_what_logging_would_write() -> None:
+    direct, slow = _parsed(*(await _access_both_ways("json")))
+    assert direct.pop("ts") == "2023-11-14T22:13:20.250Z"
+    slow.pop("ts")  # logging stamps it when written
+    assert direct == slow
+    assert direct == {
+        "level": "info",
+        "logger": logs.ACCESS_LOGGER,
+        "msg": "POST /v1/chat/completions 200 1.0ms",
+        **FIELDS,
+    }
+
+
+def _parsed(direct: str, slow: str) -> tuple[dict[str, object], dict[str, object]]:
+    assert direct.count("\n") == 1 and slow.count("\n") == 1
+    return json.loads(direct), json.loads(slow)
+
+
+async def test_a_direct_text_access_line_is_what_logging_would_write() -> None:
+    direct, slow = await _access_both_ways("text")
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(1_700_000_000)) + ",250"
+    assert direct == f"{stamp} INFO grok_api.access [req_1]: POST /v1/chat/completions 200 1.0ms\n"
+    assert slow.split(" ", 2)[2] == direct.split(" ", 2)[2]  # all but the time it was written
+
+
+def test_access_lines_reach_handlers_logging_knows_nothing_of() -> None:
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    log = logging.getLogger("grok_api.test_access_foreign")
+    log.handlers[:] = [Keep()]
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    logs.AccessLog(log).write(time.time(), "GET /health 200 0.1ms", FIELDS)
+    assert [r.getMessage() for r in seen] == ["GET /health 200 0.1ms"]
+    assert vars(seen[0])["access"] == FIELDS and vars(seen[0])["request_id"] == "req_1"
+    log.setLevel(logging.WARNING)
+    logs.AccessLog(log).write(time.time(), "not written", FIELDS)
+    assert len(seen) == 1
+
+
+def test_stamps_match_strftime_across_seconds() -> None:
+    for t in (0.0, 1_700_000_000.999, 1_700_000_001.0, 1_700_000_001.5004):
+        second = int(t)
+        ms = int((t - second) * 1000)
+        assert logs.utc_stamp(t) == time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{ms:03d}Z"
+        assert logs.local_stamp(t) == time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) + f",{ms:03d}"

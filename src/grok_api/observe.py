@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import GatewayError, RateLimited
-from .logs import ACCESS_LOGGER, REQUEST_ID, request_id_from
+from .logs import ACCESS_LOGGER, REQUEST_ID, AccessLog, request_id_from
 from .metrics import Metrics
 from .recent import CURRENT, RecentRequests, RequestRecord
 from .timeline import Timeline
@@ -40,10 +40,11 @@ class Observer:
         self.timeline = Timeline()
         self.web = WebSessionStatus()
         self.tracing = tracing
-        self.access: logging.Logger | None = None
+        self.access: AccessLog | None = None
         if access_log:
-            self.access = logging.getLogger(ACCESS_LOGGER)
-            self.access.setLevel(logging.INFO)
+            logger = logging.getLogger(ACCESS_LOGGER)
+            logger.setLevel(logging.INFO)
+            self.access = AccessLog(logger)
         self.in_flight = 0
         self.streams = 0
         metrics.in_flight.set_function(lambda: self.in_flight)
@@ -129,29 +130,14 @@ class Observer:
             self.web.record_ok()
 
     def _access_line(self, record: RequestRecord) -> None:
-        """One line through the logging handlers (their format, their request-id filter), made
-        without ``Logger.info``'s caller lookup, which would cost more than the rest of it."""
+        """The request's access line: its fields (JSON), a summary (text)."""
         access = self.access
         assert access is not None
-        line = access.makeRecord(
-            ACCESS_LOGGER,
-            logging.INFO,
-            "",
-            0,
-            "%s %s %d %.1fms key=%s model=%s outcome=%s",
-            (
-                record.method,
-                record.path,
-                record.status,
-                record.total * 1000,
-                record.key_name or "-",
-                record.model or "-",
-                record.outcome,
-            ),
-            None,
-            extra={"access": record.fields(), "request_id": record.id},
+        msg = (
+            f"{record.method} {record.path} {record.status} {record.total * 1000:.1f}ms"
+            f" key={record.key_name or '-'} model={record.model or '-'} outcome={record.outcome}"
         )
-        access.handle(line)
+        access.write(time.time(), msg, record.fields())
 
 
 def failed(record: RequestRecord, exc: GatewayError, status: int | None = None) -> None:

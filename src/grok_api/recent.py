@@ -8,11 +8,12 @@ dashboard's Requests page) all read that one record. The ring is bounded and per
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
+
+from .logs import utc_stamp
 
 
 @dataclass(slots=True)
@@ -69,11 +70,11 @@ class RequestRecord:
 
     def fields(self) -> dict[str, Any]:
         """The access log's (and the Requests page's) fields: never a key or a credential."""
-        ttfb = self.ttfb
+        total = self.total
+        upstream = self.upstream_time
         return {
             "request_id": self.id,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.started))
-            + f".{int(self.started * 1000) % 1000:03d}Z",
+            "time": utc_stamp(self.started),
             "method": self.method,
             "path": self.path,
             "status": self.status,
@@ -84,9 +85,9 @@ class RequestRecord:
             "model": self.model or None,
             "upstream": self.upstream or None,
             "target": self.target or None,
-            "latency_ms": round(self.total * 1000, 3),
-            "ttfb_ms": round(ttfb * 1000, 3) if ttfb is not None else None,
-            "upstream_ms": round(self.upstream_time * 1000, 3),
+            "latency_ms": round(total * 1000, 3),
+            "ttfb_ms": round((self.t_first - self.t0) * 1000, 3) if self.t_first else None,
+            "upstream_ms": round(upstream * 1000, 3),
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "reasoning_tokens": self.reasoning_tokens,
