@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import aiohttp
@@ -89,18 +88,34 @@ def make_session(
     return session, request_proxy
 
 
-@asynccontextmanager
-async def converted(upstream: str) -> AsyncIterator[None]:
-    """Turns transport failures inside the block into the gateway's upstream errors."""
-    try:
-        yield
-    except GatewayError:
-        raise
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        raise UpstreamTimeout(f"{upstream} did not answer in time") from exc
-    except aiohttp.ClientConnectorError as exc:
-        raise UpstreamUnavailable(f"{upstream} is unreachable: {exc.os_error}") from exc
-    except aiohttp.ClientPayloadError as exc:
-        raise UpstreamError(f"{upstream} ended the answer early") from exc
-    except (aiohttp.ClientError, OSError, ValueError) as exc:  # ValueError: a request aiohttp refuses
-        raise UpstreamError(f"{upstream} connection failed: {type(exc).__name__}") from exc
+class converted:  # used as a function: ``async with converted(name):``
+    """Turns transport failures inside the block into the gateway's upstream errors.
+
+    A class rather than an ``asynccontextmanager``: it wraps every upstream call, and a
+    generator-based manager costs a generator, its frame and a ``throw`` on each.
+    """
+
+    __slots__ = ("upstream",)
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        if exc is None or isinstance(exc, GatewayError) or not isinstance(exc, Exception):
+            return  # nothing, ours already, or not a failure (cancelled, generator closed): as it is
+        upstream = self.upstream
+        if isinstance(exc, (TimeoutError, aiohttp.ServerTimeoutError)):
+            raise UpstreamTimeout(f"{upstream} did not answer in time") from exc
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            raise UpstreamUnavailable(f"{upstream} is unreachable: {exc.os_error}") from exc
+        if isinstance(exc, aiohttp.ClientPayloadError):
+            raise UpstreamError(f"{upstream} ended the answer early") from exc
+        if isinstance(
+            exc, (aiohttp.ClientError, OSError, ValueError)
+        ):  # ValueError: a request aiohttp refuses
+            raise UpstreamError(f"{upstream} connection failed: {type(exc).__name__}") from exc
