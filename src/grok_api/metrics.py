@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import bisect
+from collections.abc import Callable, Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.metrics_core import HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+_go_float: Callable[[float], str] = floatToGoString  # how Prometheus writes an `le` (1.0, 0.0001)
 
 # Seconds. The overhead's buckets resolve tenths of a millisecond; the others span a long answer.
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
@@ -13,6 +19,67 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 MAX_LABEL_SETS = 1000
 LATENCY_LABELS = ["surface", "model", "upstream", "status"]
+
+
+class _Series:
+    """One label set's buckets (not cumulative; the last is +Inf) and sum."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1  # le is inclusive, as bisect_left
+        self.sum += value
+
+
+class LatencyHistogram(Collector):
+    """A labelled Prometheus histogram for the hot path: an observation is a bisect and two
+    additions. ``prometheus_client``'s own takes a lock and walks its buckets one by one, three
+    times a request (a third of what observing a request cost). It is observed on the event
+    loop's thread only; a scrape copies each series' counts before summing them.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        *,
+        buckets: Sequence[float],
+        registry: CollectorRegistry,
+    ) -> None:
+        self.name, self.documentation = name, documentation
+        self.labelnames = list(labelnames)
+        self.bounds = tuple(sorted(buckets))
+        self._les = [*(_go_float(b) for b in self.bounds), "+Inf"]
+        self._series: dict[tuple[str, ...], _Series] = {}
+        registry.register(self)
+
+    def labels(self, *values: str) -> _Series:
+        series = self._series.get(values)
+        if series is None:
+            if len(values) != len(self.labelnames):
+                raise ValueError(f"{self.name}: expected labels {self.labelnames}, got {values}")
+            series = self._series[values] = _Series(self.bounds)
+        return series
+
+    def describe(self) -> Iterator[Metric]:
+        yield HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, series in list(self._series.items()):
+            counts, total = list(series.counts), series.sum
+            cumulative, buckets = 0, []
+            for le, count in zip(self._les, counts, strict=True):
+                cumulative += count
+                buckets.append((le, float(cumulative)))
+            family.add_metric(list(values), buckets, total)
+        yield family
 
 
 class Metrics:
@@ -63,21 +130,21 @@ class Metrics:
 
         labels = [*LATENCY_LABELS, "key"] if key_labels else LATENCY_LABELS
         self.key_labels = key_labels
-        self.duration = Histogram(
+        self.duration = LatencyHistogram(
             "grok_api_request_duration_seconds",
             "Time from a request's arrival to its last byte.",
             labels,
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.ttft = Histogram(
+        self.ttft = LatencyHistogram(
             "grok_api_time_to_first_token_seconds",
             "Time from a request's arrival to the upstream's first output.",
             labels,
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.overhead = Histogram(
+        self.overhead = LatencyHistogram(
             "grok_api_overhead_seconds",
             "The gateway's own share of a request: total time minus the time spent waiting on the upstream.",
             labels,
