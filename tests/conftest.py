@@ -25,6 +25,7 @@ from .helpers import (
     ServedApp,
     gateway_settings,
     missing_service,
+    postgres_execute,
     run_async,
 )
 
@@ -62,15 +63,8 @@ def postgres_url() -> Iterator[str]:
     """A fresh database on the machine's PostgreSQL, dropped at the end."""
     name = "grok_api_test_" + secrets.token_hex(4)
 
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(POSTGRES_URL, timeout=5)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
     try:
-        run_async(admin(f'CREATE DATABASE "{name}"'))
+        run_async(postgres_execute(POSTGRES_URL, f'CREATE DATABASE "{name}"'))
     except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         missing_service(
             f"PostgreSQL at {POSTGRES_URL} ({exc})",
@@ -78,7 +72,7 @@ def postgres_url() -> Iterator[str]:
         )
     base, _, _ = POSTGRES_URL.rpartition("/")
     yield f"{base}/{name}"
-    run_async(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    run_async(postgres_execute(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 REDIS_URL = os.environ.get("GROK_API_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

@@ -8,17 +8,20 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import aiohttp
+import asyncpg
 import httpx
 import openai
 import pytest
@@ -115,6 +118,51 @@ def cli_ok(*args: str, data_dir: Path | None = None, **env: str) -> str:
     out = cli(*args, data_dir=data_dir, **env)
     assert out.returncode == 0, out.stderr
     return out.stdout
+
+
+@contextmanager
+def gateway_processes(count: int, environ: dict[str, str]) -> Iterator[list[str]]:
+    """``count`` ``grok-api serve`` processes with ``environ`` (from :func:`clean_environ`), each on
+    a port of its own, ready: their base URLs. At the end each is stopped and must exit cleanly."""
+    procs, urls = [], []
+    for _ in range(count):
+        port = free_port()
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "grok_api", "serve", "--port", str(port)],
+                env=environ,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        urls.append(f"http://127.0.0.1:{port}")
+    try:
+        for url in urls:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(url + "/ready").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, f"{url} did not start"
+                time.sleep(0.1)
+        yield urls
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            # uvicorn shuts down gracefully, then re-raises SIGTERM: -15 is its clean exit
+            assert p.wait(30) in (0, -signal.SIGTERM)
+
+
+async def postgres_execute(url: str, sql: str) -> None:
+    """One statement on PostgreSQL at ``url`` (plain ``postgresql://``), e.g. CREATE DATABASE."""
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
 
 
 # --- settings and served gateways ------------------------------------------------------------

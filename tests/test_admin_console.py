@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from grok_api.recent import RecentRequests, RequestRecord
+from grok_api.recent import RecentRequests, RequestFilter, RequestRecord, status_range
 from grok_api.timeline import BOUNDS, Timeline, quantile
 from grok_api.websession import WebSessionStatus
 
@@ -159,6 +159,26 @@ def test_recent_requests_filter_by_key_status_and_id(env: Env) -> None:
     assert admin(env, "GET", "/admin/requests", params={"limit": 0}).status_code == 400
 
 
+def test_recent_requests_come_from_memory_by_default_and_filter_by_time(env: Env) -> None:
+    made = admin(env, "POST", "/admin/keys", json={"name": "recent-time"}).json()
+    first = post_chat(env.base_url, made["key"], "a").headers["x-request-id"]
+    second = post_chat(env.base_url, made["key"], "b").headers["x-request-id"]
+    page = admin(env, "GET", "/admin/requests", params={"key_id": made["id"]}).json()
+    assert page["source"] == "memory" and page["kept"] >= 2 and "retention" not in page
+    newest, oldest = page["data"]
+    assert [newest["request_id"], oldest["request_id"]] == [second, first]
+
+    def ids(**params: str) -> list[str]:
+        got = admin(env, "GET", "/admin/requests", params={"key_id": made["id"], **params})
+        return [r["request_id"] for r in got.json()["data"]]
+
+    assert ids(before=newest["time"]) == [first]
+    assert ids(since=newest["time"]) == [second]
+    assert ids(since="1h") == [second, first] and ids(before="1h") == []
+    bad = admin(env, "GET", "/admin/requests", params={"status": "2x"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "status"
+
+
 def test_overview_shows_the_last_hour_and_the_targets(env: Env, key: str) -> None:
     before = admin(env, "GET", "/admin/overview").json()
     assert post_chat(env.base_url, key).status_code == 200
@@ -171,7 +191,8 @@ def test_overview_shows_the_last_hour_and_the_targets(env: Env, key: str) -> Non
 
 
 def test_the_console_routes_are_in_the_openapi_schema(env: Env) -> None:
-    paths = httpx.get(env.base_url + "/openapi.json").json()["paths"]
+    schema = httpx.get(env.base_url + "/openapi.json").json()
+    paths = schema["paths"]
     for path in (
         "/admin/overview",
         "/admin/keys",
@@ -182,6 +203,10 @@ def test_the_console_routes_are_in_the_openapi_schema(env: Env) -> None:
     ):
         assert path in paths, path
     assert "/dashboard" not in paths
+    params = {p["name"] for p in schema["paths"]["/admin/requests"]["get"]["parameters"]}
+    assert params == {"key_id", "model", "status", "request_id", "since", "before", "limit"}
+    page = schema["components"]["schemas"]["RequestsPage"]["properties"]
+    assert page["source"]["enum"] == ["store", "memory"]
 
 
 def test_timeline_quantiles_come_from_bucket_counts() -> None:
@@ -224,7 +249,29 @@ def test_web_session_status_follows_the_last_word() -> None:
 def test_the_recent_ring_is_bounded_and_newest_first() -> None:
     ring = RecentRequests(3)
     for i in range(5):
-        ring.add(RequestRecord(f"r{i}", "POST", "/v1/chat/completions", "chat", 0.0, 0.0, status=200 + i))
+        ring.add(
+            RequestRecord(f"r{i}", "POST", "/v1/chat/completions", "chat", 10.0 + i, 0.0, status=200 + i)
+        )
     assert len(ring) == 3
     assert [r["request_id"] for r in ring.query()] == ["r4", "r3", "r2"]
-    assert [r["request_id"] for r in ring.query(status="203")] == ["r3"]
+    assert [r["request_id"] for r in ring.query(RequestFilter(status=status_range("203")))] == ["r3"]
+    assert [r["request_id"] for r in ring.query(RequestFilter(status=status_range("2xx")), limit=2)] == [
+        "r4",
+        "r3",
+    ]
+    assert [r["request_id"] for r in ring.query(RequestFilter(since=13.0))] == ["r4", "r3"]
+    assert [r["request_id"] for r in ring.query(RequestFilter(before=13.0))] == ["r2"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("429", (429, 429)), ("4xx", (400, 499)), (" 5XX ", (500, 599)), ("200", (200, 200))],
+)
+def test_a_status_filter_is_a_code_or_a_class(text: str, expected: tuple[int, int]) -> None:
+    assert status_range(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "4x", "6xx", "x4x", "0", "42", "4290", "abc", "099"])
+def test_a_status_filter_refuses_anything_else(text: str) -> None:
+    with pytest.raises(ValueError, match="status"):
+        status_range(text)

@@ -3,9 +3,6 @@ hold across both. Needs the machine's PostgreSQL and Redis (CI has them)."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +23,7 @@ from .helpers import (
     clean_environ,
     cli_ok,
     create_key,
-    free_port,
+    gateway_processes,
     post_chat,
     stored_usage,
 )
@@ -67,36 +64,8 @@ def cluster(
             "GROK_API_WEB_USER_AGENT": WEB_AGENT,
         }
     )
-    procs, urls = [], []
-    for _ in range(2):
-        port = free_port()
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "grok_api", "serve", "--port", str(port)],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        urls.append(f"http://127.0.0.1:{port}")
-    try:
-        for url in urls:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(url + "/ready").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, f"{url} did not start"
-                time.sleep(0.1)
+    with gateway_processes(2, env) as urls:
         yield Cluster(postgres_url, urls, sim)
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            # uvicorn shuts down gracefully, then re-raises SIGTERM: -15 is its clean exit
-            assert p.wait(30) in (0, -signal.SIGTERM)
 
 
 def test_both_instances_share_redis_limits(cluster: Cluster) -> None:

@@ -19,6 +19,7 @@ from .helpers import (
     ADMIN_KEY,
     Env,
     ServedApp,
+    gateway_settings,
     key_for,
     missing_service,
     post_chat,
@@ -152,6 +153,7 @@ def test_a_key_is_created_with_limits_shown_once_used_seen_and_revoked(gw: Env, 
     expect(rows).to_have_count(4)
     shown = {rows.nth(i).get_attribute("data-request-id") for i in range(4)}
     assert shown == ids
+    expect(page.locator("#requests-source")).to_have_text("this instance (in memory)")
     shot(page, "requests")
 
     go(page, "Keys")
@@ -203,6 +205,22 @@ def test_grok_com_card_turns_red_after_a_refusal(gw: Env, page: Page) -> None:
     page.reload()
     expect(card).to_have_class("card state-limited")
     expect(card).to_contain_text("Resets at")
+
+
+def test_the_requests_page_says_when_it_shows_the_stored_requests(
+    env: Env, page: Page, tmp_path: Path
+) -> None:
+    settings = gateway_settings(tmp_path, env.sim, request_log_retention="1d")
+    with ServedApp(settings) as served:
+        stored = Env(app=served, sim=env.sim, settings=settings)
+        answered = post_chat(stored.base_url, key_for(settings), "kept")
+        signed_in(page, stored)
+        go(page, "Requests")
+        expect(page.locator("#requests-source")).to_have_text("every instance (stored)")
+        rows = page.locator("#requests-table tbody tr")
+        expect(rows).to_have_count(1)
+        assert rows.first.get_attribute("data-request-id") == answered.headers["x-request-id"]
+        shot(page, "requests-stored")
 
 
 def test_pages_fit_a_phone_screen(gw: Env, browser: Browser) -> None:

@@ -29,7 +29,9 @@ from .limits_redis import RedisLimiter
 from .metrics import Metrics
 from .observe import WEB_UPSTREAM, Observer
 from .pipeline import Surface, serve
+from .request_log import RequestLog
 from .store import Database, KeyStore, UsageStore
+from .store.request_log import RequestLogStore
 from .store.responses import ResponseStore
 from .stream_messages import error_body as anthropic_error_body
 from .upstreams.registry import build_router
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 
 LAST_USED_FLUSH_SECONDS = 10.0
 RESPONSES_CLEANUP_SECONDS = 3600.0
+REQUEST_LOG_PURGE_SECONDS = 3600.0
 
 
 def error_response(err: GatewayError, path: str = "") -> Response:
@@ -101,6 +104,24 @@ def build_limiter(
     )
 
 
+def _request_log(
+    settings: Settings, db: Database, metrics: Metrics, stack: AsyncExitStack
+) -> RequestLog | None:
+    """The stored request log when GROK_API_REQUEST_LOG_RETENTION is on; its last records are
+    written at shutdown, after the requests in flight (and before the database closes)."""
+    if not settings.request_log_retention:
+        return None
+    request_log = RequestLog(
+        RequestLogStore(db),
+        retention=settings.request_log_retention,
+        max_pending=settings.request_log_max_pending,
+        on_dropped=metrics.request_log_dropped.inc,
+    )
+    metrics.request_log_pending.set_function(request_log.pending)
+    stack.push_async_callback(request_log.aclose)
+    return request_log
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -126,8 +147,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         tracer = tracing.build(settings.tracing)
         if tracer is not None:
             stack.callback(tracer.shutdown)
+        request_log = _request_log(settings, db, metrics, stack)
         observer = Observer(
-            metrics, access_log=settings.access_log, recent_size=settings.recent_requests, tracing=tracer
+            metrics,
+            access_log=settings.access_log,
+            recent_size=settings.recent_requests,
+            tracing=tracer,
+            sink=request_log.add if request_log is not None else None,
         )
         keys = KeyStore(db)
         auth = Authenticator(
@@ -162,11 +188,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             observer=observer,
             redis=client,
             responses=stored,
+            request_log=request_log,
         )
         _background(stack, auth.run_flusher(LAST_USED_FLUSH_SECONDS))
         _background(stack, recorder.run(settings.usage_flush_interval))
         _background(stack, app.state.gateway.memory.run())
         _background(stack, stored.run_cleanup(RESPONSES_CLEANUP_SECONDS))
+        if request_log is not None:
+            _background(stack, request_log.run(settings.request_log_flush_interval))
+            _background(stack, request_log.run_purge(REQUEST_LOG_PURGE_SECONDS))
         if client is not None:
             _background(stack, keyevents.listen(client, auth.invalidate))
         # Everything built so far lives as long as the process: move it out of the cyclic garbage

@@ -14,6 +14,8 @@ from platformdirs import user_data_dir
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .timespec import parse_duration
+
 MIN_ADMIN_KEY_CHARS = 32
 
 
@@ -188,6 +190,29 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="How many recent requests each instance keeps in memory for the dashboard.",
     )
+    request_log_retention: float = Field(
+        default=0.0,
+        ge=0,
+        description="Store every request's record (the access log's fields, never a key) in the database "
+        "for this long (seconds, or a duration: 12h, 7d), so that the dashboard's Requests page shows every "
+        "instance's and worker's requests; written in batches off the requests' path, older ones removed "
+        "hourly. 0 (the default): off, each instance shows its own in-memory ring.",
+    )
+    request_log_flush_interval: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="Seconds between writes of the request log's queued records (sooner when 500 wait; "
+        "the rest at shutdown).",
+    )
+    request_log_max_pending: int = Field(
+        default=10_000,
+        ge=1,
+        le=10_000_000,
+        description="Request records held in memory while the database is away or slow "
+        "(GROK_API_REQUEST_LOG_RETENTION); past it the oldest are dropped and counted in "
+        "grok_api_request_log_dropped.",
+    )
     responses_ttl: float = Field(
         default=30 * 86400.0,
         gt=0,
@@ -247,6 +272,20 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_none(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("request_log_retention", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> object:
+        """Seconds, or a duration (``7d``); blank or ``off`` is 0 (off)."""
+        if not isinstance(v, str):
+            return v
+        text = v.strip().lower()
+        if text in ("", "off", "0"):
+            return 0.0
+        try:
+            return float(text)
+        except ValueError:
+            return parse_duration(text)  # its ValueError names the forms it takes
 
     @field_validator("admin_key", mode="before")
     @classmethod

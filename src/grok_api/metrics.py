@@ -127,6 +127,14 @@ class Metrics:
             "Usage past the pending-row cap, folded into each key's '(other models)' row.",
             registry=r,
         )
+        self.request_log_dropped = Counter(
+            "grok_api_request_log_dropped",
+            "Request records not stored: the database was away or slow and the queue was full (oldest first).",
+            registry=r,
+        )
+        self.request_log_pending = Gauge(
+            "grok_api_request_log_pending", "Request records waiting to be stored.", registry=r
+        )
 
         labels = [*LATENCY_LABELS, "key"] if key_labels else LATENCY_LABELS
         self.key_labels = key_labels

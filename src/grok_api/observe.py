@@ -4,14 +4,15 @@ The pipeline calls :meth:`Observer.start` when a request arrives (it picks the r
 puts it in the logging context, starts the trace) and :meth:`Observer.finish` once the request
 has settled; in between it fills the :class:`~grok_api.recent.RequestRecord`. ``finish`` feeds
 the latency histograms, the overview's timeline, the recent-requests ring, the grok.com
-session status and, when ``GROK_API_ACCESS_LOG`` is on, writes the access-log line.
+session status and, when ``GROK_API_ACCESS_LOG`` is on, writes the access-log line; a ``sink``
+(the stored request log) gets every settled record.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,8 +35,10 @@ class Observer:
         access_log: bool = False,
         recent_size: int = 1000,
         tracing: Tracing | None = None,
+        sink: Callable[[RequestRecord], None] | None = None,
     ) -> None:
         self.metrics = metrics
+        self.sink = sink  # every settled record (the stored request log), else None
         self.recent = RecentRequests(recent_size)
         self.timeline = Timeline()
         self.web = WebSessionStatus()
@@ -83,11 +86,13 @@ class Observer:
         try:
             await app(scope, receive, tagged)
         finally:
+            record.t_end = time.perf_counter()
+            if record.status >= 400:
+                record.outcome = f"error:{record.status}"
             if self.access is not None:
-                record.t_end = time.perf_counter()
-                if record.status >= 400:
-                    record.outcome = f"error:{record.status}"
                 self._access_line(record)
+            if self.sink is not None:
+                self.sink(record)
 
     def stream_started(self) -> None:
         self.streams += 1
@@ -120,6 +125,8 @@ class Observer:
             self._web_session(record)
         if self.access is not None:
             self._access_line(record)
+        if self.sink is not None:
+            self.sink(record)
         if trace is not None:
             trace.finish(record)
 

@@ -121,27 +121,51 @@ class RecentRequests:
     def __len__(self) -> int:
         return len(self._ring)
 
-    def query(
-        self,
-        *,
-        key_id: str | None = None,
-        model: str | None = None,
-        status: str | None = None,
-        request_id: str | None = None,
-        limit: int = 100,
-    ) -> list[dict[str, Any]]:
-        """The newest matching requests; ``status`` is a code (``429``) or a class (``4xx``)."""
+    def query(self, wanted: RequestFilter | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest requests ``wanted`` matches (all of them without one), newest first."""
         out: list[dict[str, Any]] = []
         for r in reversed(self._ring):
-            if key_id and r.key_id != key_id:
-                continue
-            if model and r.model != model:
-                continue
-            if request_id and r.id != request_id:
-                continue
-            if status and status not in (str(r.status), r.status_class):
+            if wanted is not None and not wanted.matches(r):
                 continue
             out.append(r.fields())
             if len(out) >= limit:
                 break
         return out
+
+
+def status_range(text: str) -> tuple[int, int]:
+    """``429`` → (429, 429); ``4xx`` → (400, 499); ValueError for anything else."""
+    text = text.strip().lower()
+    if len(text) == 3 and text[0] in "12345" and text[1:] == "xx":
+        low = int(text[0]) * 100
+        return low, low + 99
+    if len(text) == 3 and text.isdigit() and text[0] in "12345":
+        return int(text), int(text)
+    raise ValueError(f"'{text}' is neither a status (429) nor a class of them (4xx)")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFilter:
+    """Which recent requests a reader wants: every one given must match. ``status`` is an
+    inclusive range (see :func:`status_range`); ``since`` (at or after) and ``before`` (strictly
+    before) bound when the request arrived, in epoch seconds."""
+
+    key_id: str | None = None
+    model: str | None = None
+    request_id: str | None = None
+    status: tuple[int, int] | None = None
+    since: float | None = None
+    before: float | None = None
+
+    def matches(self, r: RequestRecord) -> bool:
+        if self.key_id and r.key_id != self.key_id:
+            return False
+        if self.model and r.model != self.model:
+            return False
+        if self.request_id and r.id != self.request_id:
+            return False
+        if self.status is not None and not self.status[0] <= r.status <= self.status[1]:
+            return False
+        if self.since is not None and r.started < self.since:
+            return False
+        return self.before is None or r.started < self.before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import contextlib
 import re
 import time
 
@@ -36,4 +37,31 @@ def since_epoch(text: str, now: float) -> int:
     except ValueError:
         raise InvalidRequest(
             f"'{text}' is neither a duration (7d) nor a date (YYYY-MM-DD).", param="since"
+        ) from None
+
+
+_ISO_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2})?)(\.\d+)?Z?")
+
+
+def moment(text: str, now: float, param: str) -> float:
+    """A point in time, in epoch seconds: epoch seconds (``1767225600.5``), a UTC time as the
+    request records show it (``2026-11-28T10:15:00.123Z``), a UTC date, or a duration back
+    from now (``15m``)."""
+    text = text.strip()
+    with contextlib.suppress(ValueError):
+        value = float(text)
+        if 0 <= value < 1e11:  # not NaN, not infinite, before the year 5138
+            return value
+    if m := _ISO_TIME.fullmatch(text):
+        clock = m.group(2) if m.group(2).count(":") == 2 else m.group(2) + ":00"
+        with contextlib.suppress(ValueError):
+            whole = calendar.timegm(time.strptime(f"{m.group(1)}T{clock}", "%Y-%m-%dT%H:%M:%S"))
+            return whole + float(m.group(3) or 0)
+    try:
+        return float(since_epoch(text, now))
+    except InvalidRequest:
+        raise InvalidRequest(
+            f"'{param}' must be a time (2026-11-28T10:15:00Z, or epoch seconds), a date (YYYY-MM-DD) "
+            "or a duration back from now (15m).",
+            param=param,
         ) from None

@@ -13,6 +13,7 @@ from ..limits import RateLimiter
 from ..memory import IdleTrimmer
 from ..metrics import Metrics
 from ..observe import Observer
+from ..request_log import RequestLog
 from ..router import Router
 from ..store import Database, KeyStore
 from ..store.responses import ResponseStore
@@ -35,6 +36,7 @@ class Gateway:
     redis: Redis | None = None
     memory: IdleTrimmer = field(default_factory=IdleTrimmer)
     responses: ResponseStore | None = None
+    request_log: RequestLog | None = None  # stored requests (GROK_API_REQUEST_LOG_RETENTION), else None
 
 
 def gateway(request: Request) -> Gateway:

@@ -278,7 +278,8 @@ async function showRequests() {
   if (!Object.keys(keysById).length) await loadKeys();
   const q = query($("#requests-form"), ["key_id", "model", "status"]);
   q.set("limit", "200");
-  const rows = (await getJSON("/admin/requests?" + q)).data;
+  const page = await getJSON("/admin/requests?" + q), rows = page.data;
+  $("#requests-source").textContent = page.source === "store" ? "every instance (stored)" : "this instance (in memory)";
   $("#requests-table tbody").replaceChildren(...rows.map((r) => el("tr", { "data-request-id": r.request_id },
     el("td", {}, r.time.slice(11, 23)), el("td", {}, el("code", {}, r.request_id)),
     el("td", {}, r.key_name || "–"), el("td", {}, r.model || "–"),

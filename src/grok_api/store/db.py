@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,8 @@ from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+log = logging.getLogger(__name__)
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_MIGRATION_LOCK = 0x6772_6F6B  # pg_advisory_lock id, so that workers migrate one at a time
@@ -66,6 +70,19 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+async def purge_every(interval: float, purge: Callable[[], Awaitable[int]], what: str) -> None:
+    """A background task: ``purge()`` (which returns how many rows it removed) at once and then
+    every ``interval`` seconds; a failure is logged and tried again at the next turn."""
+    while True:
+        try:
+            removed = await purge()
+            if removed:
+                log.info("removed %d %s", removed, what)
+        except Exception:
+            log.warning("could not remove %s; will retry", what, exc_info=True)
+        await asyncio.sleep(interval)
 
 
 def _engine_options(url: str, pool_size: int) -> dict[str, object]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from .db import Database
+from .db import Database, purge_every
 from .tables import responses
 
 log = logging.getLogger(__name__)
@@ -146,14 +146,7 @@ class ResponseStore:
 
     async def run_cleanup(self, interval: float) -> None:
         """The background task: purges expired responses every ``interval`` seconds."""
-        while True:
-            try:
-                removed = await self.purge()
-                if removed:
-                    log.info("removed %d expired stored responses", removed)
-            except Exception:
-                log.warning("could not remove expired stored responses; will retry", exc_info=True)
-            await asyncio.sleep(interval)
+        await purge_every(interval, self.purge, "expired stored responses")
 
     def expiry(self, now: float) -> int:
         return int(now + self.ttl)

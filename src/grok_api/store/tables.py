@@ -58,3 +58,22 @@ responses = sa.Table(
     sa.Column("history", sa.Text, nullable=False),
     sa.Index("ix_responses_expires_at", "expires_at"),
 )
+
+# Every settled request's record (GROK_API_REQUEST_LOG_RETENTION): the columns a filter reads,
+# and the record's fields (never a key) as one JSON document.
+request_log = sa.Table(
+    "request_log",
+    metadata,
+    sa.Column(
+        "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
+    sa.Column("started_us", sa.BigInteger, nullable=False),  # when it arrived, epoch microseconds
+    sa.Column("request_id", sa.String(128), nullable=False),
+    sa.Column("key_id", sa.String(32), nullable=True),
+    sa.Column("model", sa.String(256), nullable=True),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("fields", sa.Text, nullable=False),
+    sa.Index("ix_request_log_started_us", "started_us"),
+    sa.Index("ix_request_log_key_id", "key_id", "started_us"),
+    sa.Index("ix_request_log_request_id", "request_id"),
+)
