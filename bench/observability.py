@@ -1,8 +1,9 @@
-"""What observability costs: access log on vs off, tracing off vs not installed, in one run.
+"""What observability costs: access log on vs off, tracing off vs not installed, the stored
+request log, in one run.
 
     python bench/observability.py [--seconds 10] [--connections 50] [--rounds 3]
 
-Four gateways serve the same static upstream, each with its own store and key, their logs
+Five gateways serve the same static upstream, each with its own store and key, their logs
 written to files (as an operator's would be):
 
 - ``baseline``: access log off, tracing off (``GROK_API_TRACING=off``)
@@ -10,12 +11,15 @@ written to files (as an operator's would be):
 - ``tracing not installed``: ``GROK_API_TRACING=on`` with the OpenTelemetry SDK made
   unimportable (the gateway warns once and runs untraced)
 - ``tracing auto, no endpoint``: the default (``auto`` and no ``OTEL_EXPORTER_OTLP_ENDPOINT``)
+- ``request log stored``: ``GROK_API_REQUEST_LOG_RETENTION=1d`` on SQLite (every request's
+  record written in batches to the store), tracing off
 
 Non-streamed requests (where a per-request cost shows most) and 200-chunk streams; the rounds
 interleave the gateways so that a noisy machine hits all of them alike; medians are reported
 as a share of the baseline's throughput. Each gateway's CPU time per request is reported too
 (and its inverse as a share of the baseline's): on a machine that other work shares, it is the
-steadier of the two. The target: access log on ≥ 95 % of off.
+steadier of the two. The targets: access log on, and the request log stored, ≥ 95 % of the
+baseline.
 """
 
 from __future__ import annotations
@@ -24,12 +28,13 @@ import argparse
 import json
 import os
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 
 import httpx
@@ -47,6 +52,10 @@ VARIANTS: dict[str, tuple[dict[str, str], list[str]]] = {
     "access log on": ({"GROK_API_TRACING": "off", "GROK_API_ACCESS_LOG": "true"}, [PY, "-m", "grok_api"]),
     "tracing not installed": ({"GROK_API_TRACING": "on"}, [PY, "-c", NO_SDK]),
     "tracing auto, no endpoint": ({}, [PY, "-m", "grok_api"]),
+    "request log stored": (
+        {"GROK_API_TRACING": "off", "GROK_API_REQUEST_LOG_RETENTION": "1d"},
+        [PY, "-m", "grok_api"],
+    ),
 }
 
 
@@ -78,7 +87,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="grok-api-bench-obs-"))
     results: dict[str, dict[str, list[float]]] = {load: {v: [] for v in VARIANTS} for load in loads}
     cpu: dict[str, dict[str, list[float]]] = {load: {v: [] for v in VARIANTS} for load in loads}
-    access_lines = 0
+    access_lines = stored = 0
     try:
         up_args = [PY, str(HERE / "static_upstream.py"), "--port", str(up_port), "--chunks", str(a.chunks)]
         with server(up_args, upstream + "/v1/models"), ExitStack() as stack:
@@ -101,6 +110,9 @@ def main() -> None:
                         cpu[load][name].append((cpu_seconds(pid) - before) / max(run["requests"], 1) * 1e6)
         access_lines = sum(1 for line in (work / "log1.txt").open() if '"grok_api.access"' in line)
         warned = "not installed" in (work / "log2.txt").read_text()
+        with closing(sqlite3.connect(work / "data4" / "grok-api.db")) as db:
+            (stored,) = db.execute("SELECT COUNT(*) FROM request_log").fetchone()
+        dropped = "dropping the oldest" in (work / "log4.txt").read_text()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(
@@ -120,6 +132,7 @@ def main() -> None:
                 f"   cpu {per:7.1f} µs {base_cpu / per:8.1%}"
             )
     print(f"\naccess lines written: {access_lines}; 'not installed' warning seen: {warned}")
+    print(f"request records stored: {stored}; any dropped: {dropped}")
 
 
 if __name__ == "__main__":
