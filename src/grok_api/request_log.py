@@ -60,6 +60,7 @@ class RequestLog:
         self._queue: deque[RequestRecord] = deque()
         self._full = asyncio.Event()
         self._lock = asyncio.Lock()  # one writer at a time, so that batches go in order
+        self._writing = 0  # records taken from the queue by the write under way
         self._dropped = 0  # since the last write that succeeded
         self._failing = False
 
@@ -76,7 +77,8 @@ class RequestLog:
             self._full.set()
 
     def pending(self) -> int:
-        return len(self._queue)
+        """Records not stored yet: queued, or in the write under way."""
+        return len(self._queue) + self._writing
 
     def _drop(self, n: int) -> None:
         if not self._dropped:
@@ -96,6 +98,7 @@ class RequestLog:
             while left > 0 and self._queue:
                 records = [self._queue.popleft() for _ in range(min(self.batch, len(self._queue)))]
                 left -= len(records)
+                self._writing = len(records)
                 try:
                     await self.store.add([_row(r) for r in records])
                 except BaseException as exc:
@@ -104,6 +107,8 @@ class RequestLog:
                         raise  # cancelled (at shutdown): aclose writes them
                     self._failed()
                     return
+                finally:
+                    self._writing = 0
                 self._written()
 
     def _requeue(self, records: list[RequestRecord]) -> None:
@@ -136,8 +141,8 @@ class RequestLog:
         """At shutdown: writes what is queued, waiting for the database a few seconds at most."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.flush(), SHUTDOWN_FLUSH_SECONDS)
-        if self._queue:
-            log.warning("%d request records could not be stored before shutdown", len(self._queue))
+        if self.pending():
+            log.warning("%d request records could not be stored before shutdown", self.pending())
 
     async def run_purge(self, interval: float) -> None:
         """The background task: removes rows past the retention every ``interval`` seconds."""
