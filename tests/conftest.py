@@ -61,6 +61,16 @@ def client(env: Env, key: str) -> openai.OpenAI:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh database on the machine's PostgreSQL, dropped at the end."""
+    yield from _fresh_postgres()
+
+
+@pytest.fixture
+def fresh_postgres_url() -> Iterator[str]:
+    """A database of its own for one test (e.g. to migrate from an older schema), dropped after."""
+    yield from _fresh_postgres()
+
+
+def _fresh_postgres() -> Iterator[str]:
     name = "grok_api_test_" + secrets.token_hex(4)
 
     try:

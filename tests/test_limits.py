@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from grok_api.config import Settings
 from grok_api.errors import QuotaExceeded, RateLimited, Unavailable
-from grok_api.limits import MemoryLimiter, RateLimiter, Ticket, period_starts, reset_text
+from grok_api.limits import MemoryLimiter, RateLimiter, Ticket, count_request, period_starts, reset_text
 from grok_api.limits_redis import RedisLimiter
 from grok_api.store import Database, KeyRecord, Limits, UsageRow, UsageStore
 
@@ -150,6 +150,23 @@ async def test_budgets_start_from_the_usage_already_stored(make: Factory, usage:
     await usage.add([UsageRow(k.id, "grok-4.3", day, requests=3, prompt_tokens=30, completion_tokens=25)])
     with pytest.raises(QuotaExceeded):
         await make().acquire(k, 1)
+
+
+async def test_a_request_that_generates_nothing_counts_against_the_rpm_alone(make: Factory) -> None:
+    lim, k = make(), key(rpm=2, tpm=10, concurrency=1)
+    held = await lim.acquire(k, 10)  # a POST in flight: its concurrency slot and every token
+    headers = await count_request(lim, k)  # a read: neither is needed
+    assert headers["x-ratelimit-limit-requests"] == "2" and headers["x-ratelimit-remaining-requests"] == "0"
+    assert not any("tokens" in name for name in headers)
+    with pytest.raises(RateLimited) as info:
+        await count_request(lim, k)
+    assert info.value.code == "rate_limit_requests" and int(info.value.headers["Retry-After"]) >= 1
+    lim.settle(held, 10)
+    await lim.aclose()
+    with pytest.raises(RateLimited) as info:
+        await lim.acquire(k, 1)  # the read counted for the POSTs too
+    assert info.value.code == "rate_limit_requests"
+    assert await count_request(lim, key(tpm=10)) == {}  # no rpm: not counted
 
 
 async def test_keys_without_limits_are_not_checked(make: Factory) -> None:

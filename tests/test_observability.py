@@ -27,6 +27,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client.parser import text_string_to_metric_families
 
 from grok_api import logs, tracing
+from grok_api.store import Limits
 
 from .helpers import (
     ADMIN_KEY,
@@ -547,3 +548,32 @@ def test_a_count_tokens_access_line_names_its_key_and_model(gw: Env, lines: Line
     assert access["key_id"] == record.id and access["key_name"] == "counting-key"
     assert access["model"] == "grok-4.3"
     assert key not in json.dumps(access)
+
+
+def test_stored_response_reads_and_deletes_name_their_key_and_model(gw: Env, lines: Lines) -> None:
+    """GET and DELETE /v1/responses/{id} are served off the hot path: their lines said ``key=-``;
+    a refusal of the key's rate names its limit."""
+    record, key = gw.create_key("reading-key", limits=Limits(rpm=3))
+    auth = {"Authorization": f"Bearer {key}"}
+    made = httpx.post(
+        gw.base_url + "/v1/responses", headers=auth, json={"model": "grok-4.3", "input": "keep"}
+    )
+    assert made.status_code == 200
+    rid = made.json()["id"]
+    outcomes = []
+    for n, method in enumerate(["GET", "DELETE", "GET"]):
+        lines.since_mark()
+        request_id = f"stored-line-{n}-" + secrets.token_hex(4)
+        r = httpx.request(
+            method, f"{gw.base_url}/v1/responses/{rid}", headers={**auth, "x-request-id": request_id}
+        )
+        access = next(line for line in settled(gw, lines, request_id) if line["logger"] == logs.ACCESS_LOGGER)
+        assert access["key_id"] == record.id and access["key_name"] == "reading-key"
+        assert access["status"] == r.status_code and access["method"] == method
+        outcomes.append((r.status_code, access["model"], access["outcome"]))
+        assert key not in json.dumps(access)
+    assert outcomes == [
+        (200, "grok-4.3", "ok"),
+        (200, None, "ok"),
+        (429, None, "limited:rate_limit_requests"),
+    ]

@@ -12,11 +12,13 @@ import httpx
 import openai
 import orjson
 import pytest
+import sqlalchemy as sa
 
 from grok_api.store import Limits
+from grok_api.store.tables import responses
 
 from .helpers import ADMIN_KEY, Env, ServedApp, web_settings
-from .responses_helpers import check_event, check_response, stream_events
+from .responses_helpers import check_event, check_response, stream_events, validator
 
 XAI = "grok-4.3"
 XAI_REASONING = "grok-3-mini"
@@ -469,3 +471,191 @@ def test_a_client_that_leaves_cancels_upstream_and_nothing_is_stored(gw: Env, ke
     assert gw.sim.stats["cancelled"] > cancelled  # the upstream call was cancelled
     got = httpx.get(f"{gw.base_url}/v1/responses/{response_id}", headers={"Authorization": f"Bearer {key}"})
     assert got.status_code == 404  # an answer cut short is not stored
+
+
+# -- stored conversations: links, bounds, the per-key cap, what is read back -----------------------
+
+
+def stored_sizes(gw: Env, key_id: str) -> list[int]:
+    """The bytes each of the key's stored responses takes (every stored column), oldest first."""
+
+    async def go() -> list[int]:
+        gateway = gw.app.app.state.gateway
+        await gateway.responses.drain()
+        columns = (responses.c.response, responses.c.input, responses.c.history)
+        query = sa.select(*columns).where(responses.c.key_id == key_id).order_by(responses.c.created_at)
+        async with gateway.db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [sum(len((v or "").encode()) for v in row) for row in rows]
+
+    result: list[int] = gw.app.call(go())
+    return result
+
+
+def test_a_30_turn_conversation_is_stored_in_linear_bytes_and_rebuilt_whole(gw: Env) -> None:
+    record, key = gw.create_key("thirty-turns")
+    client = gw.client(key)
+    start = gw.sim.recorded
+    said, answers, previous = [], [], None
+    for turn in range(30):
+        text = f"turn {turn}: " + "words " * 330  # ~2 kB each: a whole-history row would be ~120 kB
+        r = client.responses.create(model=WEB, input=text, previous_response_id=previous)
+        assert r.output_text == f"[turn {turn + 1}] You said: {text.strip()}"
+        said.append(text)
+        answers.append(r.output_text)
+        previous = r.id
+    sizes = stored_sizes(gw, record.id)
+    assert len(sizes) == 30
+    assert max(sizes) < 1.5 * sizes[0]  # each row holds its own turn only
+    assert sum(sizes) < 2 * 30 * sizes[0]
+    first, *follow_ups = web_turns(gw, start)
+    assert first[0] is None and follow_ups[0][0] is not None  # one grok.com conversation, continued:
+    assert {continued for continued, _, _ in follow_ups} == {follow_ups[0][0]}  # rebuilt right each turn
+    mark = gw.sim.recorded
+    moved = client.responses.create(model=XAI, input="sum it up", previous_response_id=previous)
+    assert moved.output_text == "[turn 31] You said: sum it up"
+    ((_, body),) = sent(gw, mark, "xai")
+    sent_input = body["input"]
+    assert [i["content"] for i in sent_input if i.get("role") == "user"] == [*said, "sum it up"]
+    assert [i["content"] for i in sent_input if i.get("role") == "assistant"] == answers
+
+
+def test_item_references_across_turns_are_resolved_at_once(gw: Env, key: str, client: openai.OpenAI) -> None:
+    """The Vercel AI SDK's way: every earlier answer as an ``item_reference``, every turn."""
+    history: list[Any] = []
+    answers = []
+    for text in ["one", "two", "three"]:
+        history.append({"role": "user", "content": [{"type": "input_text", "text": text}]})
+        mark = gw.sim.recorded
+        r = client.responses.create(model=XAI, input=history)
+        ((_, body),) = sent(gw, mark, "xai")
+        assistant = [i["content"][0]["text"] for i in body["input"] if i.get("role") == "assistant"]
+        assert assistant == answers  # every reference became the answer it names
+        answers.append(r.output_text)
+        history.append({"type": "item_reference", "id": r.output[-1].id})
+    listed = list(client.responses.input_items.list(r.id, order="asc"))
+    assert [item.role for item in listed] == ["user", "assistant", "user", "assistant", "user"]  # type: ignore[union-attr]
+    assert listed[1].content[0].text == answers[0]  # type: ignore[union-attr]
+
+
+def test_input_items_are_listed_as_openai_lists_them(gw: Env, key: str, client: openai.OpenAI) -> None:
+    items: Any = [
+        {"role": "developer", "content": "Be terse."},
+        {"role": "user", "content": [{"type": "input_text", "text": "a"}]},
+        {"role": "assistant", "content": "b"},
+        {"role": "user", "content": "c"},
+        {"role": "user", "content": "d"},
+    ]
+    r = client.responses.create(model=XAI, input=items)
+    newest_first = list(client.responses.input_items.list(r.id, limit=2))  # three pages, followed
+    oldest_first = list(client.responses.input_items.list(r.id, order="asc"))
+    assert [i.id for i in newest_first] == [i.id for i in oldest_first][::-1]
+    assert len({i.id for i in oldest_first}) == 5
+    texts = [i.content[0].text for i in oldest_first]  # type: ignore[union-attr]
+    assert texts == ["Be terse.", "a", "b", "c", "d"]
+    page = httpx.get(
+        f"{gw.base_url}/v1/responses/{r.id}/input_items",
+        params={"limit": 2, "after": oldest_first[1].id, "order": "asc"},
+        headers={"Authorization": f"Bearer {key}"},
+    ).json()
+    assert [i["id"] for i in page["data"]] == [oldest_first[2].id, oldest_first[3].id]
+    assert page["first_id"] == oldest_first[2].id and page["last_id"] == oldest_first[3].id
+    assert page["object"] == "list" and page["has_more"] is True
+    errors = list(validator("ResponseItemList").iter_errors(page))
+    assert not errors, errors[0].message
+    one = client.responses.create(model=WEB, input="just this")
+    (only,) = client.responses.input_items.list(one.id)
+    assert only.type == "message" and only.content[0].text == "just this"  # type: ignore[union-attr]
+    other = gw.client(gw.create_key("not-the-owner")[1])
+    with pytest.raises(openai.NotFoundError):
+        other.responses.input_items.list(r.id)
+    for bad in ({"limit": 0}, {"limit": 101}, {"order": "sideways"}, {"after": "msg_not_there"}):
+        got = httpx.get(
+            f"{gw.base_url}/v1/responses/{r.id}/input_items",
+            params=bad,
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert got.status_code == 400 and got.json()["error"]["param"] == next(iter(bad)), got.text
+
+
+def test_reading_and_deleting_count_against_the_keys_rpm(gw: Env) -> None:
+    _, key = gw.create_key("rpm-reads", limits=Limits(rpm=2))
+    client = gw.client(key)
+    r = client.responses.create(model=XAI, input="one")  # the first of two a minute
+    auth = {"Authorization": f"Bearer {key}"}
+    got = httpx.get(f"{gw.base_url}/v1/responses/{r.id}", headers=auth)
+    assert got.status_code == 200
+    assert got.headers["x-ratelimit-limit-requests"] == "2"
+    assert got.headers["x-ratelimit-remaining-requests"] == "0"
+    for method, path in (
+        ("GET", f"/v1/responses/{r.id}"),
+        ("DELETE", f"/v1/responses/{r.id}"),
+        ("GET", f"/v1/responses/{r.id}/input_items"),
+    ):
+        refused = httpx.request(method, gw.base_url + path, headers=auth)
+        assert refused.status_code == 429, (method, path, refused.text)
+        assert int(refused.headers["retry-after"]) >= 1
+        assert refused.headers["x-ratelimit-limit-requests"] == "2"
+        assert refused.headers["x-request-id"]
+        err = refused.json()["error"]
+        assert err["type"] == "rate_limit_error" and err["code"] == "rate_limit_requests"
+    with pytest.raises(openai.RateLimitError):
+        client.responses.retrieve(r.id)
+    with pytest.raises(openai.RateLimitError):
+        client.responses.create(model=XAI, input="two")  # the reads counted for the POST too
+
+
+@pytest.fixture(scope="module")
+def small(env: Env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    """A gateway keeping 3 responses a key, with 64 kB request bodies."""
+    settings = web_settings(
+        tmp_path_factory.mktemp("responses-small"),
+        env.sim,
+        responses_max_per_key=3,
+        max_body_bytes=65536,
+    )
+    with ServedApp(settings) as served:
+        e = Env(app=served, sim=env.sim, settings=settings)
+        yield e
+        e.close_clients()
+
+
+def test_the_cap_removes_what_is_nearest_its_expiry_and_keeps_continued_conversations(small: Env) -> None:
+    client = small.client(small.create_key("capped")[1])
+    c1 = client.responses.create(model=XAI, input="one")
+    c2 = client.responses.create(model=XAI, input="two", previous_response_id=c1.id)
+    c3 = client.responses.create(model=XAI, input="three", previous_response_id=c2.id)
+    lone = client.responses.create(model=XAI, input="alone")  # the fourth: one must go
+    client.responses.retrieve(lone.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(c3.id)  # the conversation's newest: nearest its expiry
+    for kept in (c1, c2):
+        assert client.responses.retrieve(kept.id).id == kept.id
+    again = client.responses.create(model=WEB, input="and on", previous_response_id=c2.id)
+    assert again.output_text == "[turn 1] You said: and on"  # grok.com got the whole conversation
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(lone.id)  # the continued conversation outlives the lone one
+
+
+def test_a_conversation_is_bounded_by_its_stored_bytes_images_included(small: Env) -> None:
+    _, key = small.create_key("images")
+    client = small.client(key)
+    png = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(26_000)).decode()  # ~35 kB
+
+    def with_image(text: str) -> Any:
+        return [
+            {
+                "role": "user",
+                "content": [{"type": "input_text", "text": text}, {"type": "input_image", "image_url": png}],
+            }
+        ]
+
+    first = client.responses.create(model=XAI, input=with_image("what is this?"))
+    second = client.responses.create(model=XAI, input="and in words?", previous_response_id=first.id)
+    assert second.status == "completed"  # 35 kB stored and a little: within 64 kB
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model=XAI, input=with_image("and this?"), previous_response_id=second.id)
+    err = refused.value.body
+    assert isinstance(err, dict)
+    assert err["code"] == "conversation_too_large" and err["param"] == "previous_response_id"
+    assert err["type"] == "invalid_request_error" and "65536" in err["message"]

@@ -62,6 +62,7 @@ def test_the_python_example(env: Env, key: str, tmp_path: Path) -> None:
     assert lines[2] == "[turn 1] You said: Count to five."
     assert re.fullmatch(r"\[\d+ tokens\]", lines[3])
     assert lines[4] == "completed"
+    assert lines[5] == "['And one of Mars?']"  # the second turn's own input
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,19 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__, keyevents, logs, tracing
-from .api import admin, admin_stats, chat, dashboard, health, images, messages, models, responses, web_images
+from .api import (
+    admin,
+    admin_stats,
+    chat,
+    dashboard,
+    health,
+    images,
+    messages,
+    models,
+    responses,
+    responses_stored,
+    web_images,
+)
 from .api.deps import Gateway
 from .auth import Authenticator, duplicate_credentials, duplicated
 from .config import Settings
@@ -174,7 +186,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.push_async_callback(recorder.flush)  # the last usage, after in-flight requests
         limiter = build_limiter(settings, usage_store, metrics, client)
         stack.push_async_callback(limiter.aclose)
-        stored = ResponseStore(db, ttl=settings.responses_ttl)
+        stored = ResponseStore(
+            db,
+            ttl=settings.responses_ttl,
+            max_per_key=settings.responses_max_per_key,
+            max_links=settings.max_messages + 1,
+        )
         stack.push_async_callback(stored.drain)  # stored answers still being written
         app.state.gateway = Gateway(
             settings=settings,
@@ -311,6 +328,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
     app.include_router(messages.router)
     app.include_router(images.router)
     app.include_router(responses.router)
+    app.include_router(responses_stored.router)
     app.include_router(models.router)
     app.include_router(health.router)
     app.include_router(admin.router)

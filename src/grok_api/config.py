@@ -219,6 +219,13 @@ class Settings(BaseSettings):
         description="Seconds a stored Responses API answer (store=true) is kept and can be retrieved "
         "or continued with previous_response_id; expired ones are removed by a background task.",
     )
+    responses_max_per_key: int = Field(
+        default=10_000,
+        ge=0,
+        description="Stored Responses API answers kept per key at most (0: no limit). Storing one past it "
+        "removes the key's answers nearest their expiry first: the least lately continued conversations "
+        "go, a conversation continued since keeps its earlier turns.",
+    )
 
     # Hardening (issue 10): who may send forwarded headers, how big and how slow a request may
     # be, how many connections at once, and whether /metrics and /ready's details need the admin key.

@@ -29,7 +29,7 @@ import math
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from .errors import QuotaExceeded, RateLimited, Unavailable
@@ -195,6 +195,16 @@ class RateLimiter(Protocol):
     def describe(self) -> str: ...
 
     async def aclose(self) -> None: ...
+
+
+async def count_request(limiter: RateLimiter, key: KeyRecord) -> dict[str, str]:
+    """Counts one request that generates nothing (a stored response read or deleted) against the
+    key's requests per minute alone; returns its rate headers, or raises the 429 of a refusal."""
+    if key.limits.rpm is None:
+        return {}
+    ticket = await limiter.acquire(replace(key, limits=Limits(rpm=key.limits.rpm)), 0)
+    limiter.settle(ticket, 0)
+    return ticket.headers
 
 
 def _unlimited(key: KeyRecord) -> Ticket:

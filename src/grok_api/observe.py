@@ -87,7 +87,7 @@ class Observer:
             await app(scope, receive, tagged)
         finally:
             record.t_end = time.perf_counter()
-            if record.status >= 400:
+            if record.status >= 400 and record.outcome == "ok":  # a route may have named it
                 record.outcome = f"error:{record.status}"
             if self.access is not None:
                 self._access_line(record)

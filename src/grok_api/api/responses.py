@@ -1,5 +1,5 @@
-"""``POST /v1/responses`` (the Responses API surface of the pipeline), ``GET`` and ``DELETE
-/v1/responses/{id}``.
+"""``POST /v1/responses``: the Responses API surface of the pipeline (what is stored is read
+and deleted through :mod:`.responses_stored`).
 
 Where a request goes decides how it is served:
 
@@ -9,46 +9,50 @@ Where a request goes decides how it is served:
   passed on when the earlier response was made there too; the gateway checks first that it
   belongs to the calling key.
 - **grok.com** takes messages only: the conversation is rebuilt from the stored responses
-  (``previous_response_id``) and sent as chat messages, which the grok.com upstream recognises
-  as a continuation of the same grok.com conversation. What grok.com cannot do (tools, images,
-  structured output, sampling and length controls) is refused with a 400.
+  (``previous_response_id``, walked back by :mod:`.responses_history`) and sent as chat
+  messages, which the grok.com upstream recognises as a continuation of the same grok.com
+  conversation. What grok.com cannot do (tools, images, structured output, sampling and
+  length controls) is refused with a 400.
 
 Every answer with ``store`` (the default) is kept, owned by the key that made it, for
-``GROK_API_RESPONSES_TTL`` seconds; another key's id reads as unknown (404).
+``GROK_API_RESPONSES_TTL`` seconds, with its own input items and the id of the response it
+continued; another key's id reads as unknown (404).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 
 from ..conversations import text_of
-from ..errors import GatewayError, InvalidRequest, NotFound, Unavailable
+from ..errors import GatewayError, InvalidRequest
 from ..pipeline import Call, Surface
 from ..store import KeyRecord
-from ..store.responses import ResponseStore, StoredResponse
+from ..store.responses import StoredResponse
 from ..upstreams.base import ChatRequest
 from ..usage import estimate_prompt_tokens
 from .chat import Delegate
 from .deps import Gateway, gateway
 from .responses_encode import ResponsesEncoder
+from .responses_history import earlier
 from .responses_input import (
     ResponsesRequest,
     references,
     resolve_references,
+    stored_input,
     to_input,
     to_messages,
     validate_responses,
 )
+from .responses_stored import response_store
 from .schemas import Bounds, check_bounds
 
 router = APIRouter()
 
 PATH = "/v1/responses"
-LATE_WRITE_GRACE = 0.1  # seconds a follow-up waits for its previous response to be stored elsewhere
 _WEB_REFUSED = ("max_output_tokens", "temperature", "top_p", "reasoning", "parallel_tool_calls")
 
 
@@ -84,9 +88,7 @@ class ResponsesSurface:
             prompt_estimate=estimate_prompt_tokens(request.messages),
             answer_tokens=req.max_output_tokens,
         )
-        turn = _Turn(gw, key, call, upstream, messages, instructions)
-        if referenced and isinstance(req.input, list):
-            turn.referenced = (req, req.input)
+        turn = _Turn(gw, key, call, upstream, req, messages, instructions)
         if req.previous_response_id or referenced:
             call.load = turn.load
         if store:
@@ -110,72 +112,63 @@ class _Turn:
         key: KeyRecord,
         call: Call,
         upstream: str,
+        req: ResponsesRequest,
         messages: list[dict[str, Any]],
         instructions: list[dict[str, Any]],
     ) -> None:
         self.gw, self.key, self.call, self.upstream = gw, key, call, upstream
+        self.req = req
+        self.input = req.input  # item references resolved, once loaded
         self.messages = messages
         self.instructions = instructions
-        self.history: list[dict[str, Any]] = []
-        self.referenced: tuple[ResponsesRequest, list[dict[str, Any]]] | None = None
+        self._items: list[dict[str, Any]] | None = None
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        """This turn's input items, as stored with its response."""
+        if self._items is None:
+            self._items = stored_input(self.input)
+        return self._items
 
     async def load(self) -> None:
-        if self.referenced is not None:
-            await self._resolve(*self.referenced)
-        if self.call.request.body.get("previous_response_id"):
-            await self._continue()
+        if references(self.input):
+            await self._resolve()
+        if self.req.previous_response_id:
+            await self._continue(self.req.previous_response_id)
 
-    async def _resolve(self, req: ResponsesRequest, items: list[dict[str, Any]]) -> None:
+    async def _resolve(self) -> None:
         """``item_reference`` items replaced by the key's own stored items they name."""
-        store = _store(self.gw)
-        resolved = await resolve_references(items, lambda item_id: store.find_item(item_id, self.key.id))
+        store = response_store(self.gw)
+        assert isinstance(self.input, list)
+        resolved = await resolve_references(self.input, lambda ids: store.find_items(ids, self.key.id))
+        self.input = resolved
         self.messages = to_messages(resolved)
         _check_size(self.messages, self.gw.settings)
         if self.upstream != "xai":
-            _refuse_for_web(req, self.messages)
+            _refuse_for_web(self.req, self.messages)
         request = self.call.request
         request.messages = [*self.instructions, *self.messages]
         request.body = {**request.body, "input": resolved}
         self.call.prompt_estimate = estimate_prompt_tokens(request.messages)
 
-    async def _continue(self) -> None:
+    async def _continue(self, previous_id: str) -> None:
         request = self.call.request
-        previous_id = str(request.body["previous_response_id"])
-        store = _store(self.gw)
-        previous = await store.get(previous_id, self.key.id)
-        if previous is None:
-            # written just now by another worker, perhaps: its write may still be under way
-            await asyncio.sleep(LATE_WRITE_GRACE)
-            previous = await store.get(previous_id, self.key.id)
-        if previous is None:
-            raise NotFound(
-                f"Previous response with id '{previous_id}' not found.",
-                param="previous_response_id",
-                code="previous_response_not_found",
-            )
-        self.history = previous.history
-        _check_size([*self.history, *self.messages], self.gw.settings)  # as a chat's whole history
-        request.messages = [*self.instructions, *self.history, *self.messages]
+        size = len(orjson.dumps(self.items))
+        before = await earlier(response_store(self.gw), self.key.id, previous_id, self.gw.settings, size)
+        history = before.messages
+        _check_size([*history, *self.messages], self.gw.settings)  # as a chat's whole history
+        request.messages = [*self.instructions, *history, *self.messages]
         self.call.prompt_estimate = estimate_prompt_tokens(request.messages)
-        if self.upstream == "xai" and previous.upstream != "xai":
+        if self.upstream == "xai" and before.upstream != "xai":
             # made elsewhere: xAI has no state to continue, so it gets the conversation itself
             body = {k: v for k, v in request.body.items() if k != "previous_response_id"}
-            body["input"] = to_input([*self.history, *self.messages])
+            body["input"] = to_input([*history, *self.messages])
             request.body = body
 
     def save(self) -> None:
         encoder = self.call.encoder
         assert isinstance(encoder, ResponsesEncoder)
-        now = time.time()
-        answer: dict[str, Any] = {"role": "assistant", "content": encoder.output_text()}
-        calls = [
-            {"id": i.call_id, "type": "function", "function": {"name": i.name, "arguments": i.text()}}
-            for i in encoder.items
-            if i.kind == "function_call"
-        ]
-        if calls:
-            answer["tool_calls"] = calls
-        store = _store(self.gw)
+        store = response_store(self.gw)
         store.save(
             StoredResponse(
                 id=encoder.id,
@@ -183,17 +176,12 @@ class _Turn:
                 model=self.call.request.model,
                 upstream=self.upstream,
                 created_at=encoder.created_at,
-                expires_at=store.expiry(now),
+                expires_at=store.expiry(time.time()),
                 response=encoder.response(),
-                history=[*self.history, *self.messages, answer],
+                input=self.items,
+                previous_response_id=self.req.previous_response_id,
             )
         )
-
-
-def _store(gw: Gateway) -> ResponseStore:
-    if gw.responses is None:
-        raise Unavailable("Stored responses are not available on this gateway.")
-    return gw.responses
 
 
 def _check_size(messages: list[dict[str, Any]], bounds: Bounds) -> None:
@@ -271,33 +259,6 @@ def _tool(tool: dict[str, Any]) -> dict[str, Any]:
     if tool.get("type") == "function":
         return {"parameters": None, "strict": None, **tool}
     return tool
-
-
-async def _owned(request: Request, response_id: str) -> tuple[ResponseStore, KeyRecord]:
-    gw = gateway(request)
-    key = await gw.auth.authenticate(request.headers, request.client.host if request.client else "")
-    return _store(gw), key
-
-
-def _not_found(response_id: str) -> NotFound:
-    return NotFound(f"No response with id '{response_id}' found.", param="response_id")
-
-
-@router.get("/v1/responses/{response_id}", summary="Retrieve a stored response")
-async def get_response(response_id: str, request: Request) -> dict[str, Any]:
-    store, key = await _owned(request, response_id)
-    found = await store.get(response_id, key.id)
-    if found is None:
-        raise _not_found(response_id)
-    return found.response
-
-
-@router.delete("/v1/responses/{response_id}", summary="Delete a stored response")
-async def delete_response(response_id: str, request: Request) -> dict[str, Any]:
-    store, key = await _owned(request, response_id)
-    if not await store.delete(response_id, key.id):
-        raise _not_found(response_id)
-    return {"id": response_id, "object": "response.deleted", "deleted": True}
 
 
 # The body's schema for the OpenAPI document: its sub-models go to components.schemas.

@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import InvalidRequest, NotFound
+from ..store.responses import ITEM_ID_MAX
+from .responses_encode import new_id
 from .schemas import _param
 
 _OPEN = ConfigDict(extra="allow")
@@ -129,24 +131,43 @@ def references(value: str | list[dict[str, Any]]) -> list[str]:
 
 
 async def resolve_references(
-    value: list[dict[str, Any]], find: Callable[[str], Awaitable[dict[str, Any] | None]]
+    value: list[dict[str, Any]], find: Callable[[list[str]], Awaitable[dict[str, dict[str, Any]]]]
 ) -> list[dict[str, Any]]:
     """The input with each ``item_reference`` replaced by the item it names, as the client would
-    have sent it (reasoning items are left out: their ids are the gateway's, not an upstream's)."""
+    have sent it (reasoning items are left out: their ids are the gateway's, not an upstream's).
+    ``find`` looks the ids up at once: the found items by id."""
+    found = await find(references(value))
     out: list[dict[str, Any]] = []
     for i, item in enumerate(value):
         if item.get("type") != "item_reference":
             out.append(item)
             continue
-        found = await find(item["id"])
-        if found is None:
+        named = found.get(item["id"])
+        if named is None:
             raise NotFound(f"Item with id '{item['id']}' not found.", param=f"input[{i}]")
-        if found.get("type") == "message":
-            parts = [p for p in found.get("content") or () if isinstance(p, dict)]
+        if named.get("type") == "message":
+            parts = [p for p in named.get("content") or () if isinstance(p, dict)]
             content = [{"type": "output_text", "text": str(p.get("text", ""))} for p in parts]
             out.append({"type": "message", "role": "assistant", "content": content})
-        elif found.get("type") == "function_call":
-            out.append({k: found[k] for k in ("type", "call_id", "name", "arguments") if k in found})
+        elif named.get("type") == "function_call":
+            out.append({k: named[k] for k in ("type", "call_id", "name", "arguments") if k in named})
+    return out
+
+
+_ID_PREFIX = {"message": "msg", "function_call": "fc", "function_call_output": "fco"}
+
+
+def stored_input(value: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``input`` as the items kept with a stored response: each with a ``type`` and an ``id`` (the
+    client's, or a new one), otherwise as sent (``input_items`` lists them)."""
+    if isinstance(value, str):
+        return [{"id": new_id("msg"), "type": "message", "role": "user", "content": value}]
+    out = []
+    for item in value:
+        kind = item.get("type", "message")
+        given = item.get("id")
+        ok = isinstance(given, str) and 0 < len(given) <= ITEM_ID_MAX
+        out.append({**item, "type": kind, "id": given if ok else new_id(_ID_PREFIX.get(kind, "item"))})
     return out
 
 

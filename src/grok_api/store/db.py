@@ -44,25 +44,25 @@ class Database:
         await db.migrate()
         return db
 
-    async def migrate(self) -> None:
-        """Brings the schema to the newest migration; processes sharing a store take turns
-        (an advisory lock on PostgreSQL, a lock file beside a SQLite file)."""
+    async def migrate(self, revision: str = "head") -> None:
+        """Brings the schema to the newest migration (or to ``revision``); processes sharing a
+        store take turns (an advisory lock on PostgreSQL, a lock file beside a SQLite file)."""
         lock = _sqlite_lock_path(self.engine.url.database) if self.is_sqlite else None
         if lock is None:
-            await self._migrate()
+            await self._migrate(revision)
             return
         fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
         try:
             await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
-            await self._migrate()
+            await self._migrate(revision)
         finally:
             os.close(fd)  # releases the lock
 
-    async def _migrate(self) -> None:
+    async def _migrate(self, revision: str) -> None:
         async with self.engine.begin() as conn:
             if not self.is_sqlite:
                 await conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})"))
-            await conn.run_sync(_upgrade)
+            await conn.run_sync(_upgrade, revision)
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
@@ -125,8 +125,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _upgrade(conn: Connection) -> None:
+def _upgrade(conn: Connection, revision: str) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     cfg.attributes["connection"] = conn
-    command.upgrade(cfg, "head")
+    command.upgrade(cfg, revision)

@@ -55,8 +55,25 @@ responses = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("expires_at", sa.BigInteger, nullable=False),
     sa.Column("response", sa.Text, nullable=False),
-    sa.Column("history", sa.Text, nullable=False),
+    # a row stored before 0006 holds its whole conversation here (and no input)
+    sa.Column("history", sa.Text, nullable=True),
+    sa.Column("previous_response_id", sa.String(128), nullable=True),
+    sa.Column("input", sa.Text, nullable=True),  # this turn's own input items
+    sa.Column("size", sa.BigInteger, nullable=False, server_default="0"),  # bytes of its conversation
     sa.Index("ix_responses_expires_at", "expires_at"),
+    sa.Index("ix_responses_key_expires", "key_id", "expires_at"),
+)
+
+# The output items of stored responses by their ids (what an ``item_reference`` names).
+response_items = sa.Table(
+    "response_items",
+    metadata,
+    sa.Column("response_id", sa.String(128), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),  # in the response's ``output``
+    sa.Column("key_id", sa.String(32), nullable=False),
+    sa.Column("item_id", sa.String(128), nullable=False),
+    sa.PrimaryKeyConstraint("response_id", "position"),
+    sa.Index("ix_response_items_key_item", "key_id", "item_id"),
 )
 
 # Every settled request's record (GROK_API_REQUEST_LOG_RETENTION): the columns a filter reads,
