@@ -125,5 +125,9 @@ def test_cors_is_off_unless_configured(env: Env, tmp_path: Path) -> None:
         )
         assert r.status_code == 200
         assert r.headers["access-control-allow-origin"] == "https://app.example"
+        assert "x-ratelimit-remaining-tokens" in r.headers["access-control-expose-headers"]
+        delete = {**preflight, "Origin": "https://app.example", "Access-Control-Request-Method": "DELETE"}
+        ok = httpx.options(served.base_url + "/v1/responses/resp_1", headers=delete)
+        assert ok.status_code == 200 and "DELETE" in ok.headers["access-control-allow-methods"]
         bad = httpx.options(served.base_url + CHAT, headers=preflight)
         assert "access-control-allow-origin" not in bad.headers

@@ -299,7 +299,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         app.entry = CORSMiddleware(
             app.dispatch,
             allow_origins=origins,
-            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],  # DELETE: /v1/responses/{id}
             allow_headers=[
                 "authorization",
                 "content-type",
@@ -314,6 +314,10 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
                 "x-request-id",
                 "x-ratelimit-limit-requests",
                 "x-ratelimit-remaining-requests",
+                "x-ratelimit-reset-requests",
+                "x-ratelimit-limit-tokens",
+                "x-ratelimit-remaining-tokens",
+                "x-ratelimit-reset-tokens",
             ],
         )
     handlers: dict[Any, Any] = {
