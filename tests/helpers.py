@@ -293,6 +293,16 @@ class Env:
             c.close()
         self.clients.clear()
 
+    @classmethod
+    @contextmanager
+    def served(cls, settings: Settings, sim: Simulator) -> Iterator[Env]:
+        """A gateway of its own, served with ``settings`` in front of ``sim``; its clients are
+        closed when it stops."""
+        with ServedApp(settings) as app:
+            e = cls(app=app, sim=sim, settings=settings)
+            yield e
+            e.close_clients()
+
 
 # --- the store: keys and usage ---------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import pytest
 
 from grok_api.store import Limits
 
-from .helpers import ADMIN_KEY, WEB_AGENT, WEB_COOKIES, Env, ServedApp, web_settings
+from .helpers import ADMIN_KEY, WEB_AGENT, WEB_COOKIES, Env, web_settings
 
 XAI_IMAGE = "grok-imagine-image"
 WEB_IMAGE = "web/grok-imagine"
@@ -24,10 +24,8 @@ WEB_IMAGE = "web/grok-imagine"
 @pytest.fixture(scope="module")
 def gw(env: Env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     settings = web_settings(tmp_path_factory.mktemp("images"), env.sim, web_assets_url=env.sim.base_url)
-    with ServedApp(settings) as served:
-        e = Env(app=served, sim=env.sim, settings=settings)
+    with Env.served(settings, env.sim) as e:
         yield e
-        e.close_clients()
 
 
 @pytest.fixture
@@ -68,12 +66,10 @@ def test_grok_com_b64_json_images_are_fetched_with_the_session(
     gw: Env, tmp_path: Path, protocol: str
 ) -> None:
     settings = web_settings(tmp_path, gw.sim, web_assets_url=gw.sim.base_url, web_protocol=protocol)
-    with ServedApp(settings) as served:
-        e = Env(app=served, sim=gw.sim, settings=settings)
+    with Env.served(settings, gw.sim) as e:
         c = e.client(e.create_key("b64")[1])
         start = gw.sim.recorded
         r = c.images.generate(model=WEB_IMAGE, prompt="a red fox", n=5, response_format="b64_json")
-        e.close_clients()
     assert r.data is not None and len(r.data) == 5
     for image in r.data:
         assert image.b64_json is not None

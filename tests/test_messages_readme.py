@@ -1,4 +1,4 @@
-"""The README's Messages and image-generation examples (curl and SDK) run, as written, against a
+"""The README's Messages and image examples (curl and SDK) run, as written, against a
 served gateway with the simulator behind it."""
 
 from __future__ import annotations
@@ -73,3 +73,20 @@ def test_images_python(env: Env, key: str, tmp_path: Path) -> None:
     assert result.stdout.split() == ["lighthouse-0.png", "lighthouse-1.png"]
     for name in result.stdout.split():
         assert (tmp_path / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_image_edit_examples(env: Env, key: str, tmp_path: Path) -> None:
+    """The edit examples take the generation example's files as their sources."""
+    for name, marker in (("images.py", "readme-images-python"), ("edit.py", "readme-image-edit-python")):
+        (tmp_path / name).write_text(localize(block(marker, "python"), env))
+        result = run([sys.executable, name], env, key, tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["lighthouse-night.png"]
+    assert (tmp_path / "lighthouse-night.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    start = env.sim.recorded
+    result = run(["bash", "-c", localize(block("readme-image-edit-curl", "sh"), env)], env, key, tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)["data"]
+    assert len(data) == 1 and data[0]["url"].endswith(".png")
+    sent = [b for _, p, b in env.sim.since(start) if p == "/v1/images/edits"][-1]
+    assert [image["url"][:22] for image in sent["images"]] == ["data:image/png;base64,"] * 2

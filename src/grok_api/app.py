@@ -25,6 +25,7 @@ from .api import (
     chat,
     dashboard,
     health,
+    image_edits,
     images,
     messages,
     models,
@@ -292,6 +293,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         chat.PATH: chat.SURFACE,
         messages.PATH: messages.SURFACE,
         images.PATH: images.SURFACE,
+        image_edits.PATH: image_edits.SURFACE,
         responses.PATH: responses.SURFACE,
     }
     if settings.cors_origins:
@@ -331,6 +333,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
     app.include_router(chat.router)
     app.include_router(messages.router)
     app.include_router(images.router)
+    app.include_router(image_edits.router)
     app.include_router(responses.router)
     app.include_router(responses_stored.router)
     app.include_router(models.router)

@@ -38,6 +38,7 @@ from .errors import (
     UnsupportedMediaType,
     UpstreamError,
 )
+from .forms import is_form, parse_form
 from .limits import Ticket
 from .observe import client_gone, failed
 from .recent import RequestRecord
@@ -106,9 +107,14 @@ class Call:
 
 
 class Surface(Protocol):
-    """One front-end API: its name, how it turns a body into a :class:`Call`, and its error shape."""
+    """One front-end API: its name, how it turns a body into a :class:`Call`, and its error shape.
+
+    ``forms``: whether it also takes ``multipart/form-data`` bodies; ``prepare`` then gets such a
+    body as a :class:`~grok_api.forms.Form` (a JSON body is parsed JSON either way).
+    """
 
     name: str
+    forms: bool
 
     def prepare(self, gw: Gateway, key: KeyRecord, body: Any, raw: bytes) -> Call: ...
 
@@ -306,10 +312,14 @@ async def _handle(
             key = await gw.auth.authenticate(headers, client[0] if client else "")
     record.key_id, record.key_name = key.id, key.name
     gw.limiter.refusals.check(key)  # a key past its rate is refused before the costly parts
-    check_content_type(headers)
+    form = check_content_type(headers, surface.forms)
     raw = await read_body(receive, headers, gw.settings.max_body_bytes)
-    await check_values(raw, gw.settings.max_json_elements)
-    call = surface.prepare(gw, key, parse_json(raw), raw)
+    if form is None:
+        await check_values(raw, gw.settings.max_json_elements)
+        body = parse_json(raw)
+    else:
+        body = parse_form(raw, form)
+    call = surface.prepare(gw, key, body, raw)
     request = call.request
     check_identifier(request.model, "model")
     gw.auth.check_model(key, request.model)
@@ -384,13 +394,20 @@ async def _stream(
     return SSEResponse(encoder, events, first=first, **common)
 
 
-def check_content_type(headers: dict[str, str]) -> None:
-    """A body that says it is not JSON is refused (415); one that says nothing is read as JSON."""
+def check_content_type(headers: dict[str, str], forms: bool = False) -> str | None:
+    """A body that says it is not JSON is refused (415); one that says nothing is read as JSON.
+    With ``forms``, a ``multipart/form-data`` body is taken too: its Content-Type is returned."""
     kind = headers.get("content-type")
-    if kind is not None and "json" not in kind.lower():
+    if kind is None:
+        return None
+    if forms and is_form(kind):
+        return kind
+    if "json" not in kind.lower():
+        also = " or 'multipart/form-data'" if forms else ""
         raise UnsupportedMediaType(
-            f"Content-Type '{kind}' is not supported; send the body as 'Content-Type: application/json'."
+            f"Content-Type '{kind}' is not supported; send the body as 'Content-Type: application/json'{also}."
         )
+    return None
 
 
 async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:

@@ -30,6 +30,7 @@ PATH = "/v1/chat/completions"
 
 class ChatSurface:
     name = "chat"
+    forms = False
 
     @staticmethod
     def prepare(gw: Gateway, key: KeyRecord, body: Any, raw: bytes) -> Call:

@@ -80,7 +80,7 @@ def image_body(body: Any) -> dict[str, Any]:
         raise InvalidRequest("'n' must be an integer from 1 to 10.", param="n")
     for name in ("style", "stream"):
         if body.get(name):
-            raise InvalidRequest(f"'{name}' is not supported for image generation.", param=name)
+            raise InvalidRequest(f"'{name}' is not supported by the images endpoints.", param=name)
     out: dict[str, Any] = {"model": model, "prompt": prompt, "n": n}
     out["response_format"] = _choice(body, "response_format", ("url", "b64_json"), "url")
     aspect = _choice(body, "aspect_ratio", ASPECT_RATIOS, None)
@@ -127,20 +127,24 @@ class ImageCollector:
         return exc.json_bytes()
 
 
+def image_call(out: dict[str, Any], kind: str) -> Call:
+    """The :class:`Call` of a validated image body: its prompt is the one user message (for
+    estimates and for upstreams that draw in a chat), the body goes upstream as it is."""
+    messages = [{"role": "user", "content": out["prompt"]}]
+    model = out["model"]
+    request = ChatRequest(
+        model=model, upstream_model=model, messages=messages, stream=False, body=out, kind=kind
+    )
+    return Call(request, ImageCollector(), prompt_estimate=estimate_prompt_tokens(messages), answer_tokens=1)
+
+
 class ImagesSurface:
     name = "images"
+    forms = False
 
     @staticmethod
     def prepare(gw: Gateway, key: KeyRecord, body: Any, raw: bytes) -> Call:
-        out = image_body(body)
-        messages = [{"role": "user", "content": out["prompt"]}]
-        model = out["model"]
-        request = ChatRequest(
-            model=model, upstream_model=model, messages=messages, stream=False, body=out, kind="image"
-        )
-        return Call(
-            request, ImageCollector(), prompt_estimate=estimate_prompt_tokens(messages), answer_tokens=1
-        )
+        return image_call(image_body(body), "image")
 
     @staticmethod
     def error_body(exc: GatewayError) -> bytes:

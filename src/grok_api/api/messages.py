@@ -38,6 +38,7 @@ PATH = "/v1/messages"
 
 class MessagesSurface:
     name = "messages"
+    forms = False
 
     @staticmethod
     def prepare(gw: Gateway, key: KeyRecord, body: Any, raw: bytes) -> Call:

@@ -58,6 +58,7 @@ _WEB_REFUSED = ("max_output_tokens", "temperature", "top_p", "reasoning", "paral
 
 class ResponsesSurface:
     name = "responses"
+    forms = False
 
     @staticmethod
     def prepare(gw: Gateway, key: KeyRecord, body: Any, raw: bytes) -> Call:

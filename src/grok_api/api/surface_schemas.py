@@ -1,4 +1,4 @@
-"""JSON Schemas of the Messages and image-generation bodies, for the OpenAPI document only.
+"""JSON Schemas of the Messages and image bodies, for the OpenAPI document only.
 
 The surfaces validate by hand (their errors name the field, in their own shape); these schemas
 describe the same bodies for ``/docs`` and for clients that generate code from the document.
@@ -86,6 +86,38 @@ IMAGES: dict[str, Any] = {
 }
 
 
+_SOURCE: dict[str, Any] = {
+    "oneOf": [
+        {"type": "string", "description": "an http(s) URL or a data: URI of a PNG, JPEG or WebP"},
+        {"type": "object", "required": ["url"], "properties": {"url": _STR, "type": {"enum": ["image_url"]}}},
+    ]
+}
+_EDIT_FIELDS: dict[str, Any] = IMAGES["properties"]
+IMAGE_EDITS: dict[str, Any] = {
+    "type": "object",
+    "required": ["model", "prompt"],
+    "properties": {
+        **_EDIT_FIELDS,
+        "image": _SOURCE,
+        "images": {"type": "array", "maxItems": 3, "items": _SOURCE},
+    },
+}
+IMAGE_EDITS_FORM: dict[str, Any] = {
+    "type": "object",
+    "required": ["model", "prompt", "image"],
+    "properties": {
+        **_EDIT_FIELDS,
+        "image": {"type": "array", "maxItems": 3, "items": {"type": "string", "format": "binary"}},
+    },
+}
+
+
 def json_body(schema: dict[str, Any]) -> dict[str, Any]:
     """``openapi_extra`` for a route whose JSON body is ``schema``."""
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def json_or_form_body(schema: dict[str, Any], form: dict[str, Any]) -> dict[str, Any]:
+    """``openapi_extra`` for a route that takes a JSON body or a ``multipart/form-data`` one."""
+    content = {"application/json": {"schema": schema}, "multipart/form-data": {"schema": form}}
+    return {"requestBody": {"required": True, "content": content}}

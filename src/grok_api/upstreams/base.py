@@ -27,7 +27,9 @@ An upstream is one object with two async methods:
     ``aspect_ratio``, ``resolution``); the answer is one batch of ``Image`` Events (one per
     image, each with ``url`` or ``b64_json`` as asked), an optional ``Usage``, then ``Finish``.
     An upstream that cannot generate images raises ``InvalidRequest`` for such a request. The
-    pipeline counts the ``Image`` Events for usage (the ``images`` column).
+    pipeline counts the ``Image`` Events for usage (the ``images`` column). Image editing
+    (``kind == "image_edit"``, made by ``POST /v1/images/edits``) is the same, with the source
+    images in ``body`` as xAI takes them (``image`` or ``images``, ``{"url", "type"}`` each).
 
 ``models()``
     The model ids the upstream serves now, as ``ModelInfo``.
@@ -131,7 +133,8 @@ class ChatRequest:
     ``body`` is the client's JSON object as parsed (validated, not copied): upstreams that
     speak the OpenAI wire format forward it with ``model`` replaced by ``upstream_model``.
     Surfaces that are not chat completions (Messages) translate their body into this shape.
-    ``kind`` says what is asked: ``"chat"`` (an answer), ``"image"`` (image generation), or
+    ``kind`` says what is asked: ``"chat"`` (an answer), ``"image"`` (image generation),
+    ``"image_edit"`` (image editing), or
     ``"responses"`` (a Responses API body, for an upstream that serves ``/v1/responses`` itself;
     ``messages`` still holds the conversation as chat messages, for estimates and for upstreams
     that only take messages).
@@ -143,7 +146,7 @@ class ChatRequest:
     stream: bool
     body: dict[str, Any]
     key_id: str | None = None
-    kind: str = "chat"  # "chat", "image" or "responses" (see above and the module docstring)
+    kind: str = "chat"  # "chat", "image", "image_edit" or "responses" (see above and the module docstring)
 
 
 @dataclass(slots=True, frozen=True)

@@ -149,6 +149,13 @@ class WebUpstream:
                 f"grok.com has no model '{request.upstream_model}' here; known: {', '.join(self.models_map)}.",
                 param="model",
             )
+        if request.kind == "image_edit":
+            raise InvalidRequest(
+                "The gateway does not edit images on grok.com: use one of xAI's image models "
+                "(e.g. grok-imagine-image) for POST /v1/images/edits.",
+                param="model",
+                code="unsupported_model",
+            )
         if request.kind == "image":
             yield await generate(
                 request, model.image_count, self._drawer(model), self.image_link, self._image

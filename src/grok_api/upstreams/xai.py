@@ -77,7 +77,7 @@ class XAIUpstream:
         ]
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Sequence[Event]]:
-        if request.kind == "image":
+        if request.kind == "image" or request.kind == "image_edit":
             yield await self._images(request)
             return
         if request.kind == "responses":
@@ -117,12 +117,14 @@ class XAIUpstream:
             raise UpstreamError(f"{self.name} ended the stream before it was complete")
 
     async def _images(self, request: ChatRequest) -> list[Event]:
-        """xAI's ``/v1/images/generations``: one ``Image`` Event per generated image."""
+        """xAI's ``/v1/images/generations`` (``/v1/images/edits`` for an edit): one ``Image``
+        Event per image."""
         body = {**request.body, "model": request.upstream_model}
+        path = "/images/edits" if request.kind == "image_edit" else "/images/generations"
         async with (
             converted(self.name),
             self._session.post(
-                self.base_url + "/images/generations",
+                self.base_url + path,
                 data=orjson.dumps(body),
                 headers=with_request_id(self._headers),
                 proxy=self._proxy,
