@@ -403,3 +403,32 @@ async def test_past_max_pending_new_models_fold_into_one_row_per_key(store: Flak
         ("k", usage_module.OVERFLOW_MODEL): (2, 3),
         ("j", usage_module.OVERFLOW_MODEL): (1, 7),
     }
+
+
+class SlowStore(FlakyStore):
+    """A store whose writes wait until ``go`` is set."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.go = asyncio.Event()
+
+    async def add(self, rows: list[UsageRow]) -> None:
+        await self.go.wait()
+        await super().add(rows)
+
+
+async def test_a_flush_returns_only_once_a_flush_under_way_has_written(store: FlakyStore) -> None:
+    """What the admin API relies on: after ``await flush()`` the usage is readable, also when the
+    background flush had just taken the rows and was still writing them."""
+    slow = SlowStore(store.db)
+    rec = UsageRecorder(slow)
+    record_models(rec, "m")
+    background = asyncio.create_task(rec.flush())
+    await asyncio.sleep(0)  # the background flush has taken the rows and waits on the store
+    reader = asyncio.create_task(rec.flush())
+    await asyncio.sleep(0.05)
+    assert not reader.done()  # it waits for the write under way instead of returning at once
+    slow.go.set()
+    await reader
+    assert await stored(slow) == {"m": (1, 1)}
+    await background

@@ -80,6 +80,7 @@ class UsageRecorder:
         self.on_dropped = on_dropped
         self.on_folded = on_folded
         self._rows: dict[tuple[str, str, int], UsageRow] = {}
+        self._flushing = asyncio.Lock()  # a flush waits for the one under way: after it, all is written
 
     def _row(self, key_id: str, model: str, hour: int) -> UsageRow:
         row = self._rows.get((key_id, model, hour))
@@ -130,6 +131,12 @@ class UsageRecorder:
         return len(self._rows)
 
     async def flush(self) -> None:
+        """Writes the pending rows. When it returns, every row recorded before the call is
+        stored (or kept for the next try), also if another flush was writing them meanwhile."""
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         if not self._rows:
             return
         batch, self._rows = self._rows, {}
