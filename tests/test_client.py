@@ -184,3 +184,26 @@ def test_the_client_imports_nothing_of_the_server() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+async def test_async_reasoning_early_stop_and_errors(env: Env) -> None:
+    """The async shape keeps the same turns as the sync one: reasoning apart, a stream stopped
+    early keeps what arrived, a failed turn (even mid-answer) leaves the history alone."""
+    async with AsyncGrok(base_url=env.base_url + "/v1", api_key=key_for(env.settings), max_retries=0) as g:
+        convo = g.conversation("grok-3-mini")
+        assert {d.kind async for d in convo.deltas_of("why")} == {"reasoning", "text"}
+        assert convo.reasoning and convo.history[-1]["content"] == "[turn 1] You said: why"
+        convo = g.conversation("grok-4.3")
+        pieces = convo.stream("long [sim tokens=400]")
+        first = await anext(pieces)
+        await pieces.aclose()
+        assert convo.history == [
+            {"role": "user", "content": "long [sim tokens=400]"},
+            {"role": "assistant", "content": first},
+        ]
+        with pytest.raises(openai.APIError):
+            _ = [p async for p in convo.stream("cut [sim fault=cut after=2]")]
+        with pytest.raises(openai.NotFoundError):
+            await g.conversation("no-such-model").say("hello")
+        assert len(convo.history) == 2
+        assert await convo.say("next") == "[turn 2] You said: next"

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import openai
 
@@ -40,6 +41,7 @@ __all__ = [
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 Message = dict[str, str]
+_SDK = TypeVar("_SDK", bound="openai.OpenAI | openai.AsyncOpenAI")
 
 
 def resolve_base_url(base_url: str | None = None) -> str:
@@ -75,7 +77,8 @@ class Usage:
 
 @dataclass
 class _Turns:
-    """The state a conversation keeps; shared by the sync and async shapes."""
+    """The state a conversation keeps, and all it does with it: the sync and async shapes
+    differ only in how they call the SDK."""
 
     model: str
     system: str | None = None
@@ -117,34 +120,59 @@ class _Turns:
         if usage is not None:
             self.usage = Usage(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)
 
+    def answered(self, text: str, completion: Any) -> str:
+        """A whole answer to ``text`` came: keep the turn, return the answer."""
+        self.take_usage(completion.usage)
+        message = completion.choices[0].message
+        answer: str = message.content or ""
+        self.record(text, answer, getattr(message, "reasoning_content", None) or "")
+        return answer
+
+
+class _Streamed:
+    """The answer to one streamed turn as it arrives. As a context manager around the stream, it
+    keeps the turn when the stream ends or is stopped early (``close()``, Ctrl-C, a cancelled
+    task: not an ``Exception``) and drops it when the turn fails, even mid-answer."""
+
+    def __init__(self, turns: _Turns, text: str) -> None:
+        self.turns = turns
+        self.text = text
+        self.parts: dict[str, list[str]] = {"text": [], "reasoning": []}
+
     def deltas(self, chunk: Any) -> Iterator[Delta]:
-        self.take_usage(chunk.usage)
+        self.turns.take_usage(chunk.usage)
         for choice in chunk.choices[:1]:
             reasoning = getattr(choice.delta, "reasoning_content", None)
             if reasoning:
+                self.parts["reasoning"].append(reasoning)
                 yield Delta("reasoning", reasoning)
             if choice.delta.content:
+                self.parts["text"].append(choice.delta.content)
                 yield Delta("text", choice.delta.content)
 
-    def answer_of(self, completion: Any) -> tuple[str, str]:
-        self.take_usage(completion.usage)
-        message = completion.choices[0].message
-        return message.content or "", getattr(message, "reasoning_content", None) or ""
+    def __enter__(self) -> _Streamed:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        failed = kind is not None and issubclass(kind, Exception)
+        if not failed and (self.parts["text"] or self.parts["reasoning"]):
+            self.turns.record(self.text, "".join(self.parts["text"]), "".join(self.parts["reasoning"]))
 
 
-class Conversation(_Turns):
-    """A conversation with one model; made by :meth:`Grok.conversation`."""
+class _Conversation(_Turns, Generic[_SDK]):
+    """A conversation on one SDK client (``openai.OpenAI`` or ``openai.AsyncOpenAI``)."""
 
-    def __init__(self, client: openai.OpenAI, model: str, system: str | None, params: dict[str, Any]) -> None:
+    def __init__(self, client: _SDK, model: str, system: str | None, params: dict[str, Any]) -> None:
         super().__init__(model=model, system=system, params=params)
         self._client = client
 
+
+class Conversation(_Conversation[openai.OpenAI]):
+    """A conversation with one model; made by :meth:`Grok.conversation`."""
+
     def say(self, text: str, **params: Any) -> str:
         """Send ``text``, wait for the whole answer, return it (and keep both in the history)."""
-        completion = self._client.chat.completions.create(**self.request(text, False, params))
-        answer, reasoning = self.answer_of(completion)
-        self.record(text, answer, reasoning)
-        return answer
+        return self.answered(text, self._client.chat.completions.create(**self.request(text, False, params)))
 
     def stream(self, text: str, **params: Any) -> Iterator[str]:
         """Send ``text`` and yield the answer's text as it arrives."""
@@ -153,66 +181,49 @@ class Conversation(_Turns):
     def deltas_of(self, text: str, **params: Any) -> Generator[Delta]:
         """Like :meth:`stream`, with the reasoning too. Stopped early (``close()``, Ctrl-C), what
         arrived is kept; a turn that fails, even mid-answer, leaves the history as it was."""
-        parts: dict[str, list[str]] = {"text": [], "reasoning": []}
-        stream = self._client.chat.completions.create(**self.request(text, True, params))
-        failed = False
-        try:
+        with (
+            _Streamed(self, text) as answer,
+            self._client.chat.completions.create(**self.request(text, True, params)) as stream,
+        ):
             for chunk in stream:
-                for d in self.deltas(chunk):
-                    parts[d.kind].append(d.text)
-                    yield d
-        except Exception:
-            failed = True
-            raise
-        finally:
-            stream.close()
-            if not failed and (parts["text"] or parts["reasoning"]):
-                self.record(text, "".join(parts["text"]), "".join(parts["reasoning"]))
+                yield from answer.deltas(chunk)
 
 
-class AsyncConversation(_Turns):
+class AsyncConversation(_Conversation[openai.AsyncOpenAI]):
     """The async shape of :class:`Conversation`; made by :meth:`AsyncGrok.conversation`."""
-
-    def __init__(
-        self, client: openai.AsyncOpenAI, model: str, system: str | None, params: dict[str, Any]
-    ) -> None:
-        super().__init__(model=model, system=system, params=params)
-        self._client = client
 
     async def say(self, text: str, **params: Any) -> str:
         """Send ``text``, wait for the whole answer, return it (and keep both in the history)."""
-        completion = await self._client.chat.completions.create(**self.request(text, False, params))
-        answer, reasoning = self.answer_of(completion)
-        self.record(text, answer, reasoning)
-        return answer
+        return self.answered(
+            text, await self._client.chat.completions.create(**self.request(text, False, params))
+        )
 
     async def stream(self, text: str, **params: Any) -> AsyncIterator[str]:
         """Send ``text`` and yield the answer's text as it arrives."""
-        async for d in self.deltas_of(text, **params):
-            if d.kind == "text":
-                yield d.text
+        async with aclosing(self.deltas_of(text, **params)) as deltas:
+            async for d in deltas:
+                if d.kind == "text":
+                    yield d.text
 
     async def deltas_of(self, text: str, **params: Any) -> AsyncGenerator[Delta]:
         """Like :meth:`stream`, with the reasoning too. Stopped early, what arrived is kept."""
-        parts: dict[str, list[str]] = {"text": [], "reasoning": []}
-        stream = await self._client.chat.completions.create(**self.request(text, True, params))
-        failed = False
-        try:
-            async for chunk in stream:
-                for d in self.deltas(chunk):
-                    parts[d.kind].append(d.text)
-                    yield d
-        except Exception:
-            failed = True
-            raise
-        finally:
-            await stream.close()
-            if not failed and (parts["text"] or parts["reasoning"]):
-                self.record(text, "".join(parts["text"]), "".join(parts["reasoning"]))
+        with _Streamed(self, text) as answer:
+            stream = await self._client.chat.completions.create(**self.request(text, True, params))
+            async with stream:
+                async for chunk in stream:
+                    for d in answer.deltas(chunk):
+                        yield d
 
 
-class Grok:
-    """A client of a Grok-Api gateway. ``openai`` is the underlying ``openai.OpenAI`` client."""
+_Conv = TypeVar("_Conv", bound=_Conversation[Any])
+
+
+class _Client(Generic[_SDK, _Conv]):
+    """What :class:`Grok` and :class:`AsyncGrok` share: the options, the ``openai`` client they
+    make of them, and conversations on it. Only the calls that go over the network differ."""
+
+    _sdk: type[_SDK]
+    _conversation: type[_Conv]
 
     def __init__(
         self,
@@ -223,7 +234,7 @@ class Grok:
         max_retries: int = 2,
         **openai_options: Any,
     ) -> None:
-        self.openai = openai.OpenAI(
+        self.openai: _SDK = self._sdk(
             base_url=resolve_base_url(base_url),
             api_key=_resolve_key(api_key),
             timeout=timeout,
@@ -231,9 +242,16 @@ class Grok:
             **openai_options,
         )
 
-    def conversation(self, model: str, system: str | None = None, **params: Any) -> Conversation:
+    def conversation(self, model: str, system: str | None = None, **params: Any) -> _Conv:
         """A new conversation; ``params`` (e.g. ``temperature=0.2``) go with every request."""
-        return Conversation(self.openai, model, system, params)
+        return self._conversation(self.openai, model, system, params)
+
+
+class Grok(_Client[openai.OpenAI, Conversation]):
+    """A client of a Grok-Api gateway. ``openai`` is the underlying ``openai.OpenAI`` client."""
+
+    _sdk = openai.OpenAI
+    _conversation = Conversation
 
     def models(self) -> list[str]:
         """The ids of the models this key may use."""
@@ -249,29 +267,11 @@ class Grok:
         self.close()
 
 
-class AsyncGrok:
+class AsyncGrok(_Client[openai.AsyncOpenAI, AsyncConversation]):
     """The async shape of :class:`Grok`, on ``openai.AsyncOpenAI``."""
 
-    def __init__(
-        self,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        *,
-        timeout: float = 600.0,
-        max_retries: int = 2,
-        **openai_options: Any,
-    ) -> None:
-        self.openai = openai.AsyncOpenAI(
-            base_url=resolve_base_url(base_url),
-            api_key=_resolve_key(api_key),
-            timeout=timeout,
-            max_retries=max_retries,
-            **openai_options,
-        )
-
-    def conversation(self, model: str, system: str | None = None, **params: Any) -> AsyncConversation:
-        """A new conversation; ``params`` (e.g. ``temperature=0.2``) go with every request."""
-        return AsyncConversation(self.openai, model, system, params)
+    _sdk = openai.AsyncOpenAI
+    _conversation = AsyncConversation
 
     async def models(self) -> list[str]:
         """The ids of the models this key may use."""
