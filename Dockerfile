@@ -5,8 +5,11 @@
 #
 # BASE is any Debian-family image with python3 (>= 3.11) and its venv module. CI, which cannot
 # pull public images, builds from a local one: --build-arg BASE=local/debian-python:bookworm.
-# With a wheelhouse/ folder in the build context (`pip wheel -w wheelhouse '.[server]'`), the
-# install is offline from it; without one, pip reaches the package index.
+# The dependencies are exactly requirements-server.lock's (every version pinned, every file
+# checked against its hashes; `make lock` writes it), then the project itself with --no-deps.
+# With a wheelhouse/ folder in the build context (the project's wheel and the lock's, for the
+# image's Python: `make container-test` makes one), the install is offline from it; without
+# one, pip reaches the package index.
 ARG BASE=python:3.12-slim-bookworm
 
 FROM ${BASE} AS build
@@ -15,11 +18,13 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 COPY . /src
 RUN python3 -m venv /opt/grok-api \
- && if [ -d wheelhouse ] && ls wheelhouse/*.whl >/dev/null 2>&1; then \
-        /opt/grok-api/bin/pip install --no-index --find-links wheelhouse 'grok-api[server]'; \
+ && if ls wheelhouse/*.whl >/dev/null 2>&1; then \
+        from="--no-index --find-links wheelhouse" project=grok-api; \
     else \
-        /opt/grok-api/bin/pip install '.[server]'; \
+        from="" project=.; \
     fi \
+ && /opt/grok-api/bin/pip install $from --require-hashes -r requirements-server.lock \
+ && /opt/grok-api/bin/pip install $from --no-deps "$project" \
  && /opt/grok-api/bin/pip uninstall -q -y pip setuptools \
  && /opt/grok-api/bin/python -m compileall -q /opt/grok-api/lib
 

@@ -8,10 +8,19 @@ STAMP := $(VENV)/.installed
 
 # Installs exactly what requirements.lock pins (every transitive version, with hashes), then
 # the project itself. `make lock` refreshes the lock from pyproject.toml (after a dependency
-# changes); it runs pip-tools, pinned, from a venv of its own.
+# changes); it runs pip-tools, pinned, from a venv of its own. It also writes the image's lock,
+# requirements-server.lock: the client and the `server` extra only, at the versions of
+# requirements.lock (what the tests ran), which the Dockerfile installs with --require-hashes.
+# redis needs async-timeout on Pythons before 3.11.3 (Debian bookworm's is 3.11.2), which
+# pip-compile cannot see from a newer one: that pin is added to the image's lock with its marker.
 LOCK := requirements.lock
+SERVER_LOCK := requirements-server.lock
 LOCK_VENV := .venv-lock
 PIP_TOOLS := pip-tools==7.6.2
+OLD_PYTHON_PINS := async-timeout==5.0.1
+OLD_PYTHON := python_full_version < "3.11.3"
+COMPILE := $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras \
+	--no-emit-index-url --no-emit-find-links
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +31,11 @@ $(STAMP): pyproject.toml $(LOCK)
 lock:
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install --quiet $(PIP_TOOLS)
-	$(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --unsafe-package grok-api --strip-extras \
-		--no-emit-index-url --no-emit-find-links --all-extras \
-		--output-file $(LOCK) pyproject.toml
+	$(COMPILE) --unsafe-package grok-api --all-extras --output-file $(LOCK) pyproject.toml
+	$(COMPILE) --extra server --constraint $(LOCK) --output-file $(SERVER_LOCK) pyproject.toml
+	printf '%s\n' $(OLD_PYTHON_PINS) >$(LOCK_VENV)/old-python.in
+	$(COMPILE) --no-header --no-annotate --output-file $(LOCK_VENV)/old-python.txt $(LOCK_VENV)/old-python.in
+	sed -E 's/^([A-Za-z0-9_.-]+==[^ ]+)/\1 ; $(OLD_PYTHON)/' $(LOCK_VENV)/old-python.txt >>$(SERVER_LOCK)
 
 run: $(STAMP)
 	$(BIN)/grok-api serve --demo

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
 import sys
 import time
-import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +26,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from packaging.markers import Marker
 
-from .helpers import free_socket
+from .helpers import free_socket, locked, norm
 
 pytestmark = [
     pytest.mark.skipif(
@@ -50,14 +51,16 @@ def sh(*args: str, timeout: float = 600, **kw: object) -> str:
     return str(out.stdout)
 
 
-def build_wheelhouse(python_version: str) -> None:
-    """The project's wheel and its server dependencies' wheels, for the image's Python."""
+def build_wheelhouse(python_version: str, tmp: Path) -> None:
+    """The project's wheel and the wheels requirements-server.lock pins, for the image's Python."""
     house = ROOT / "wheelhouse"
     shutil.rmtree(house, ignore_errors=True)
     pip = [sys.executable, "-m", "pip"]
     sh(*pip, "wheel", "-q", "--no-deps", "-w", str(house), str(ROOT))
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    reqs = [*project["dependencies"], *project["optional-dependencies"]["server"]]
+    # pip judges markers by the Python it runs on, not the image's: every pin, markers dropped
+    # (async-timeout is for Pythons before 3.11.3, such as bookworm's)
+    lock = tmp / "wheelhouse.lock"
+    lock.write_text(re.sub(r" ; [^\\\n]*", " ", (ROOT / "requirements-server.lock").read_text()))
     platforms = [
         "manylinux_2_36_x86_64",
         "manylinux_2_28_x86_64",
@@ -66,9 +69,7 @@ def build_wheelhouse(python_version: str) -> None:
     ]
     target = ["--only-binary=:all:", "--python-version", python_version, "--implementation", "cp"]
     target += [arg for p in platforms for arg in ("--platform", p)]
-    sh(*pip, "download", "-q", "-d", str(house), *target, *reqs)
-    # redis asks for async-timeout on Pythons before 3.11.3; pip's --python-version does not see that
-    sh(*pip, "download", "-q", "-d", str(house), "--no-deps", "--only-binary=:all:", "async-timeout")
+    sh(*pip, "download", "-q", "-d", str(house), "--no-deps", *target, "-r", str(lock))
 
 
 @dataclass
@@ -198,7 +199,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     version = sh(
         "docker", "run", "--rm", BASE, "python3", "-c", "import platform; print(platform.python_version())"
     )
-    build_wheelhouse(version.strip())
+    build_wheelhouse(version.strip(), tmp_path_factory.mktemp("wheelhouse"))
     sh("docker", "build", "-q", "--build-arg", f"BASE={BASE}", "-t", IMAGE, str(ROOT))
     container = ROOT / "tests" / "container"
     sh("docker", "build", "-q", "--network", "host", "--build-arg", f"BASE={BASE}", "-t", SERVICES,
@@ -243,6 +244,23 @@ def test_image_runs_as_non_root_with_a_healthcheck(stack: Stack) -> None:
     ) != "healthy":
         assert state == "starting" and time.monotonic() < deadline, state
         time.sleep(2)
+
+
+def test_the_image_holds_exactly_the_server_lock(stack: Stack) -> None:
+    """The image's venv holds the project and what requirements-server.lock pins for the image's
+    Python, at those versions: nothing more (pip and setuptools are removed), nothing else."""
+    probe = (
+        "import json, platform, importlib.metadata as m; print(json.dumps([platform.python_version(),"
+        " {d.metadata['Name']: d.version for d in m.distributions()}]))"
+    )
+    python, dists = json.loads(sh("docker", "run", "--rm", "--entrypoint", "python3", IMAGE, "-c", probe))
+    environment = {"python_full_version": python, "python_version": python.rsplit(".", 1)[0]}
+    wanted = {
+        name: pin.version
+        for name, pin in locked("requirements-server.lock").items()
+        if pin.marker is None or Marker(pin.marker).evaluate(environment)
+    }
+    assert {norm(n): v for n, v in dists.items()} == wanted | {"grok-api": "0.1.0"}
 
 
 def test_a_key_from_one_replica_works_everywhere_and_its_limit_holds_across_both(stack: Stack) -> None:

@@ -74,6 +74,17 @@ def test_dockerfile_is_multi_stage_non_root_with_a_healthcheck() -> None:
     assert json.loads(instruction("ENTRYPOINT")[0]) == ["grok-api"]
 
 
+def test_the_image_installs_the_server_lock_with_hashes_then_the_project_alone() -> None:
+    install = instruction("RUN")[0]
+    steps = [step.strip() for step in install.split("&&")]
+    locked = next(i for i, s in enumerate(steps) if "-r requirements-server.lock" in s)
+    assert "pip install" in steps[locked] and "--require-hashes" in steps[locked]
+    assert "pip install" in steps[locked + 1] and "--no-deps" in steps[locked + 1]
+    assert "[server]" not in install  # nothing resolved from pyproject.toml's ranges at build time
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert not any(p in ignored for p in ("requirements-server.lock", "*.lock", "requirements*"))
+
+
 def test_the_images_entry_command_and_healthcheck_run_here(tmp_path: Path) -> None:
     """``grok-api serve`` with the image's environment (port and data dir moved) serves /health,
     the HEALTHCHECK's own command passes against it, and SIGTERM ends it with status 0."""
