@@ -22,11 +22,11 @@ from .helpers import (
     WEB_AGENT,
     WEB_SSO,
     Env,
-    ServedApp,
     gateway_settings,
     missing_service,
     postgres_execute,
     run_async,
+    served_env,
 )
 
 POSTGRES_URL = os.environ.get("GROK_API_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -41,11 +41,8 @@ def sim() -> Iterator[Simulator]:
 
 @pytest.fixture(scope="session")
 def env(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    settings = gateway_settings(tmp_path_factory.mktemp("gateway"), sim)
-    with ServedApp(settings) as served:
-        e = Env(app=served, sim=sim, settings=settings)
+    with served_env(gateway_settings(tmp_path_factory.mktemp("gateway"), sim), sim) as e:
         yield e
-        e.close_clients()
 
 
 @pytest.fixture

@@ -1,27 +1,26 @@
 """The tests' helper library: served gateways, keys, requests, the CLI and stored usage.
 
-Fixtures live in conftest.py; everything a test imports by name lives here, once.
+Fixtures live in conftest.py; everything a test imports by name lives here, once, or in a
+sibling for one kind of test: servers.py (stand-in upstreams and proxies), recordings.py
+(recorded upstream bodies, cut as a network would), locks.py (what the lock files pin).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import random
-import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import aiohttp
 import asyncpg
 import httpx
 import openai
@@ -283,11 +282,15 @@ class Env:
         run_async(go())
 
     def client(self, key: str, **kw: Any) -> openai.OpenAI:
-        """An SDK client for this gateway; closed when the session ends."""
+        """An SDK client for this gateway; closed with the Env (the session's: when the session ends)."""
         kw.setdefault("base_url", self.base_url + "/v1")
         c = openai.OpenAI(api_key=key, max_retries=0, **kw)
         self.clients.append(c)
         return c
+
+    def new_client(self, name: str = "test") -> openai.OpenAI:
+        """An SDK client for this gateway with a new key of its own (no limits, every model)."""
+        return self.client(self.create_key(name)[1])
 
     def close_clients(self) -> None:
         for c in self.clients:
@@ -303,6 +306,24 @@ class Env:
             e = cls(app=app, sim=sim, settings=settings)
             yield e
             e.close_clients()
+
+
+@contextmanager
+def served_env(settings: Settings, sim: Simulator) -> Iterator[Env]:
+    """A gateway with ``settings`` served for the block (the simulator ``sim`` behind it), as an
+    :class:`Env`; the SDK clients made through it are closed after."""
+    with ServedApp(settings) as served:
+        env = Env(app=served, sim=sim, settings=settings)
+        try:
+            yield env
+        finally:
+            env.close_clients()
+
+
+def web_requests(env: Env, since: int) -> list[tuple[str, dict[str, Any]]]:
+    """(path, body) of what the simulator's grok.com side received since ``since`` (a
+    ``sim.recorded`` taken before); a WebSocket frame's path is ``ws:`` and its type."""
+    return [(path, body) for upstream, path, body in env.sim.since(since) if upstream == "web"]
 
 
 # --- the store: keys and usage ---------------------------------------------------------------
@@ -416,6 +437,24 @@ def stream_frames(
     return r, frames
 
 
+@contextmanager
+def stream_begun(
+    base_url: str, key: str, content: str, model: str = "grok-4.20-non-reasoning"
+) -> Iterator[httpx.Response]:
+    """A streamed chat request whose first bytes have come, running for the block; the client
+    goes away at its end (the answer unread)."""
+    with httpx.stream(
+        "POST",
+        base_url + CHAT,
+        headers={"Authorization": f"Bearer {key}"},
+        json=chat_body(content, model, stream=True),
+        timeout=30,
+    ) as r:
+        chunks = r.iter_bytes()  # kept: a dropped iterator would close the response
+        next(chunks)
+        yield r
+
+
 def ask(
     client: openai.OpenAI,
     prompt: str | list[dict[str, str]],
@@ -437,6 +476,24 @@ def ask_text(
     return ask(client, prompt, model, **kw).choices[0].message.content or ""  # type: ignore[no-any-return]
 
 
+def streamed_text(chunks: Iterable[Any]) -> str:
+    """The answer's text from a stream of the SDK's chat-completion chunks."""
+    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+def answer_and_reasoning(
+    client: openai.OpenAI, prompt: str, model: str, *, stream: bool, **kw: Any
+) -> tuple[str, str]:
+    """One question's answer and its reasoning through the SDK, streamed or not."""
+    messages = [{"role": "user", "content": prompt}]
+    if not stream:
+        message = ask(client, messages, model, **kw).choices[0].message
+        return message.content or "", getattr(message, "reasoning_content", None) or ""
+    chunks = [c for c in ask(client, messages, model, stream=True, **kw) if c.choices]
+    reasoning = (getattr(c.choices[0].delta, "reasoning_content", None) or "" for c in chunks)
+    return streamed_text(chunks), "".join(reasoning)
+
+
 def assert_openai_error(r: httpx.Response, status: int) -> dict[str, object]:
     """``r`` is an OpenAI-shaped error with ``status``; returns its ``error`` object."""
     assert r.status_code == status, r.text
@@ -447,68 +504,3 @@ def assert_openai_error(r: httpx.Response, status: int) -> dict[str, object]:
     assert set(err) == {"message", "type", "param", "code"}
     assert isinstance(err["message"], str) and err["message"]
     return err  # type: ignore[no-any-return]
-
-
-# --- the locks: pinned versions, with hashes --------------------------------------------------
-
-ROOT = Path(__file__).parent.parent
-
-
-class Pin(NamedTuple):
-    version: str
-    hashes: int
-    marker: str | None  # the environment marker that limits it to some Pythons, if any
-
-
-def norm(name: str) -> str:
-    """A distribution's name as pip compares them."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def locked(lock: str = "requirements.lock") -> dict[str, Pin]:
-    """What a lock file at the repository's root pins: name -> its version, how many hashes, marker."""
-    pins: dict[str, Pin] = {}
-    for block in re.split(r"\n(?=[A-Za-z0-9])", (ROOT / lock).read_text()):
-        m = re.match(r"([A-Za-z0-9_.-]+)==([^\s\\;]+)(?:\s*;\s*([^\\\n]*[^\s\\]))?", block)
-        if m:
-            pins[norm(m.group(1))] = Pin(m.group(2), block.count("--hash=sha256:"), m.group(3))
-    return pins
-
-
-# --- codecs: recorded streams and the ways a network can cut them ----------------------------
-
-DATA = Path(__file__).parent / "data"
-
-
-def recorded(name: str) -> bytes:
-    """A recorded upstream body from tests/data (see tests/data/record.py)."""
-    return (DATA / name).read_bytes()
-
-
-def splits(data: bytes) -> Iterator[tuple[str, list[bytes]]]:
-    """``data`` as the reads a network might deliver: whole (many events in one read), one byte
-    a read (one event over many reads), cut in two at every byte boundary (mid-line, mid-UTF-8
-    character), and a few seeded random cuttings."""
-    yield "whole", [data]
-    yield "bytewise", [data[i : i + 1] for i in range(len(data))]
-    for i in range(1, len(data)):
-        yield f"at {i}", [data[:i], data[i:]]
-    rng = random.Random(len(data))
-    for n in range(8):
-        cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, 2 + n * 7)))
-        yield f"random {n}", [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
-
-
-async def reads(chunks: list[bytes]) -> AsyncIterator[bytes]:
-    for chunk in chunks:
-        yield chunk
-
-
-class _ConnectionKey:
-    ssl = False
-    host, port = "up.test", 443
-
-
-def connector_refused() -> aiohttp.ClientConnectorError:
-    """aiohttp's error for a refused connection, as a transport raises it."""
-    return aiohttp.ClientConnectorError(_ConnectionKey(), OSError(111, "Connection refused"))  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ from aiohttp_socks import ProxyConnector
 from grok_api.errors import GatewayError, InvalidRequest, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from grok_api.upstreams.http import HTTPOptions, PooledClient, converted, make_session
 
-from .helpers import connector_refused
+from .recordings import connector_refused
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from grok_api.upstreams.base import Event, Finish, ReasoningDelta, TextDelta, To
 from grok_api.upstreams.http import read_lines
 from grok_api.upstreams.xai import ChunkDecoder
 
-from .helpers import reads, recorded, splits
+from .recordings import reads, recorded, splits
 
 T, R = TextDelta, ReasoningDelta
 NOW = 1_700_000_000

@@ -15,7 +15,7 @@ from grok_api.upstreams.http import read_lines
 from grok_api.upstreams.web_answer import REFRESH, Display, absolute_link, cloudflare_error, error_from
 from grok_api.upstreams.web_decode import WebDecoder
 
-from .helpers import reads, recorded, splits
+from .recordings import reads, recorded, splits
 
 T, R = TextDelta, ReasoningDelta
 ASSETS = "https://assets.grok.test"

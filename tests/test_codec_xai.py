@@ -27,7 +27,7 @@ from grok_api.upstreams.base import (
 from grok_api.upstreams.http import HTTPOptions, read_lines
 from grok_api.upstreams.xai import ChunkDecoder, XAIUpstream, events_from_completion, usage_from
 
-from .helpers import connector_refused, reads, recorded, splits
+from .recordings import connector_refused, reads, recorded, splits
 
 T, R = TextDelta, ReasoningDelta
 ANSWER = [T(w) for w in ["[turn ", "1] ", "You ", "said: ", "héllo ", "wörld ", "— ", "世界 ", "🎉"]]

@@ -28,7 +28,8 @@ import pytest
 import yaml
 from packaging.markers import Marker
 
-from .helpers import free_socket, locked, norm
+from .helpers import free_socket
+from .locks import locked, norm
 
 pytestmark = [
     pytest.mark.skipif(

@@ -13,7 +13,7 @@ from importlib import metadata
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 
-from .helpers import ROOT, locked, norm
+from .locks import ROOT, locked, norm
 
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 SERVER = [*PROJECT["dependencies"], *PROJECT["optional-dependencies"]["server"]]

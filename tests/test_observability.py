@@ -3,7 +3,6 @@ histograms and gauges, and OpenTelemetry spans — through a real gateway on the
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import logging
@@ -11,7 +10,6 @@ import os
 import secrets
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,12 +32,13 @@ from .helpers import (
     UPSTREAM_KEY,
     Env,
     ServedApp,
-    free_socket,
     gateway_settings,
     key_for,
     post_chat,
+    stream_begun,
     stream_frames,
 )
+from .servers import WebServer
 
 
 @pytest.fixture(scope="module")
@@ -271,21 +270,7 @@ def test_histogram_counts_move_by_exactly_the_requests_served(gw: Env) -> None:
 
 
 def test_in_flight_gauges_count_a_running_stream(gw: Env) -> None:
-    key = key_for(gw.settings)
-    body = {
-        "model": "grok-4.20-non-reasoning",
-        "stream": True,
-        "messages": [{"role": "user", "content": "x [sim tokens=400 rate=40]"}],
-    }
-    with httpx.stream(
-        "POST",
-        gw.base_url + "/v1/chat/completions",
-        headers={"Authorization": f"Bearer {key}"},
-        json=body,
-        timeout=30,
-    ) as r:
-        chunks = r.iter_bytes()  # kept: a dropped iterator would close the response
-        next(chunks)
+    with stream_begun(gw.base_url, key_for(gw.settings), "x [sim tokens=400 rate=40]"):
         seen = scrape(gw)
         assert total(seen, "grok_api_requests_in_flight") >= 1
         assert total(seen, "grok_api_streams_in_flight") >= 1
@@ -345,14 +330,15 @@ def test_a_request_without_traceparent_starts_a_trace(gw: Env, spans: InMemorySp
     assert mine[0].attributes is not None and mine[0].attributes["http.response.status_code"] == 401
 
 
-class CapturingUpstream:
+class CapturingUpstream(WebServer):
     """An xAI-like upstream that answers every chat completion and keeps the request headers."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.request_ids: list[str | None] = []
-        self.sock = free_socket()
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/v1/chat/completions", self.chat)
 
     async def chat(self, request: web.Request) -> web.Response:
         self.request_ids.append(request.headers.get("x-request-id"))
@@ -369,33 +355,11 @@ class CapturingUpstream:
             }
         )
 
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", self.chat)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        await web.SockSite(self.runner, self.sock).start()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
-
-    def __enter__(self) -> CapturingUpstream:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.start(), self.loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
 
 def test_the_request_id_goes_upstream(env: Env, tmp_path_factory: pytest.TempPathFactory) -> None:
     with CapturingUpstream() as upstream:
         settings = gateway_settings(
-            tmp_path_factory.mktemp("rid-upstream"), env.sim, xai_base_url=upstream.base_url
+            tmp_path_factory.mktemp("rid-upstream"), env.sim, xai_base_url=upstream.url + "/v1"
         )
         with ServedApp(settings) as served:
             key = key_for(settings)
@@ -444,23 +408,19 @@ def test_tracing_auto_follows_the_standard_variables() -> None:
     assert tracing.wanted("off", {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}) is False
 
 
-class OTLPCollector(CapturingUpstream):
+class OTLPCollector(WebServer):
     """Receives OTLP/HTTP trace exports and keeps their bodies."""
 
     def __init__(self) -> None:
         super().__init__()
         self.exports: list[bytes] = []
 
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/v1/traces", self.traces)
+
     async def traces(self, request: web.Request) -> web.Response:
         self.exports.append(await request.read())
         return web.Response(body=b"", content_type="application/x-protobuf")
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/v1/traces", self.traces)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        await web.SockSite(self.runner, self.sock).start()
 
 
 def test_spans_are_exported_over_otlp_when_the_endpoint_is_set(tmp_path: Path) -> None:
@@ -478,7 +438,7 @@ def test_spans_are_exported_over_otlp_when_the_endpoint_is_set(tmp_path: Path) -
     with OTLPCollector() as collector:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "GROK_API_"))}
         env |= {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.base_url.removesuffix("/v1"),
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
             "OTEL_SERVICE_NAME": "gw-test",
         }
         subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
@@ -511,21 +471,7 @@ def test_access_outcomes_for_a_key_limit_and_a_client_that_leaves(gw: Env, lines
     assert limited["outcome"] == "limited:rate_limit_requests" and limited["status"] == 429
     assert limited["upstream_ms"] == 0 and limited["ttfb_ms"] is None
 
-    other = key_for(gw.settings)
-    body = {
-        "model": "grok-4.20-non-reasoning",
-        "stream": True,
-        "messages": [{"role": "user", "content": "x [sim tokens=400 rate=40]"}],
-    }
-    with httpx.stream(
-        "POST",
-        gw.base_url + "/v1/chat/completions",
-        headers={"Authorization": f"Bearer {other}"},
-        json=body,
-        timeout=30,
-    ) as r:
-        chunks = r.iter_bytes()
-        next(chunks)
+    with stream_begun(gw.base_url, key_for(gw.settings), "x [sim tokens=400 rate=40]") as r:
         rid = r.headers["x-request-id"]
     gone = settled(gw, lines, rid)[-1]
     assert gone["outcome"] == "client_gone" and gone["stream"] is True and gone["estimated"] is True

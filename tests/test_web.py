@@ -9,15 +9,24 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import openai
 import pytest
 
 from grok_api.conversations import fold, history_hash
 
-from .helpers import WEB_AGENT, WEB_COOKIES, Env, ServedApp, ask_text, key_for, web_settings
+from .helpers import (
+    WEB_AGENT,
+    WEB_COOKIES,
+    Env,
+    answer_and_reasoning,
+    ask_text,
+    post_chat,
+    served_env,
+    streamed_text,
+    web_requests,
+    web_settings,
+)
 
 MODEL = "web/grok-4"
 
@@ -28,19 +37,13 @@ def web(env: Env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     settings = web_settings(
         tmp_path_factory.mktemp("web"), env.sim, routes="grok-chat=web/grok-4", web_protocol="rest"
     )
-    with ServedApp(settings) as served:
-        e = Env(app=served, sim=env.sim, settings=settings)
+    with served_env(settings, env.sim) as e:
         yield e
-        e.close_clients()
 
 
 @pytest.fixture
 def client(web: Env) -> openai.OpenAI:
-    return web.client(web.create_key("web")[1])
-
-
-def web_requests(env: Env, since: int) -> list[tuple[str, dict[str, Any]]]:
-    return [(path, body) for upstream, path, body in env.sim.since(since) if upstream == "web"]
+    return web.new_client("web")
 
 
 def mark(env: Env) -> int:
@@ -137,19 +140,7 @@ def test_concurrent_continuations_branch_correctly(web: Env, client: openai.Open
 def test_thinking_display_modes(client: openai.OpenAI, stream: bool) -> None:
     def run(mode: str | None) -> tuple[str, str]:
         extra = {"thinking_display": mode} if mode else {}
-        kw: dict[str, Any] = {
-            "model": "web/grok-4-thinking",
-            "messages": [{"role": "user", "content": "why"}],
-        }
-        if not stream:
-            m = client.chat.completions.create(**kw, extra_body=extra).choices[0].message
-            return m.content or "", getattr(m, "reasoning_content", None) or ""
-        content = reasoning = ""
-        for c in client.chat.completions.create(**kw, stream=True, extra_body=extra):
-            if c.choices:
-                content += c.choices[0].delta.content or ""
-                reasoning += getattr(c.choices[0].delta, "reasoning_content", None) or ""
-        return content, reasoning
+        return answer_and_reasoning(client, "why", "web/grok-4-thinking", stream=stream, extra_body=extra)
 
     assert run(None) == ("[turn 1] You said: why", "Thinking about: why ")  # default: reasoning
     assert run("reasoning") == ("[turn 1] You said: why", "Thinking about: why ")
@@ -206,12 +197,7 @@ def test_generated_images_become_markdown_links(client: openai.OpenAI) -> None:
     ],
 )
 def test_refusals_map_to_clear_errors(web: Env, fault: str, status: int, code: str, says: str) -> None:
-    _, key = web.create_key("refused")
-    r = httpx.post(
-        web.base_url + "/v1/chat/completions",
-        headers={"Authorization": f"Bearer {key}"},
-        json={"model": MODEL, "messages": [{"role": "user", "content": f"x [sim fault={fault}]"}]},
-    )
+    r = post_chat(web.base_url, web.create_key("refused")[1], f"x [sim fault={fault}]", MODEL)
     assert r.status_code == status
     err = r.json()["error"]
     assert err["code"] == code
@@ -240,13 +226,8 @@ def test_a_session_the_site_refuses(env: Env, tmp_path: Path, protocol: str) -> 
         settings = web_settings(
             tmp_path, env.sim, web_cookies=cookies, web_user_agent=agent, web_protocol=protocol
         )
-        with ServedApp(settings) as served:
-            key = key_for(settings)
-            r = httpx.post(
-                served.base_url + "/v1/chat/completions",
-                headers={"Authorization": f"Bearer {key}"},
-                json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}]},
-            )
+        with served_env(settings, env.sim) as refused:
+            r = post_chat(refused.base_url, refused.create_key()[1], "hi", MODEL)
         assert r.status_code == 502
         assert "anti-bot" in r.json()["error"]["message"]
         assert "stale-value" not in r.text
@@ -302,13 +283,9 @@ def test_model_map_is_data(env: Env, tmp_path: Path) -> None:
         )
     )
     settings = web_settings(tmp_path, env.sim, web_models_file=models, web_protocol="rest")
-    with ServedApp(settings) as served:
+    with served_env(settings, env.sim) as mapped:
         start = env.sim.recorded
-        r = httpx.post(
-            served.base_url + "/v1/chat/completions",
-            headers={"Authorization": f"Bearer {key_for(settings)}"},
-            json={"model": "web/grok-next", "messages": [{"role": "user", "content": "hi"}]},
-        )
+        r = post_chat(mapped.base_url, mapped.create_key()[1], "hi", "web/grok-next")
         assert r.status_code == 200, r.text
     body = next(b for u, _, b in env.sim.since(start) if u == "web")
     assert (body["modelName"], body["modelMode"], body["isReasoning"]) == (
@@ -331,8 +308,8 @@ def test_history_hash_ignores_inline_thinking() -> None:
 def test_browser_impersonation_transport(env: Env, tmp_path: Path) -> None:
     """GROK_API_WEB_IMPERSONATE: the same conversation and refusals through curl_cffi."""
     settings = web_settings(tmp_path, env.sim, web_impersonate="chrome", web_protocol="rest")
-    with ServedApp(settings) as served:
-        client = env.client(key_for(settings), base_url=served.base_url + "/v1")
+    with served_env(settings, env.sim) as impersonating:
+        client = impersonating.new_client()
         messages: list[dict[str, str]] = []
         for turn in (1, 2):
             messages.append({"role": "user", "content": f"impersonated {turn}"})
@@ -342,10 +319,7 @@ def test_browser_impersonation_transport(env: Env, tmp_path: Path) -> None:
         streamed = client.chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": "streamed"}], stream=True
         )
-        assert (
-            "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
-            == "[turn 1] You said: streamed"
-        )
+        assert streamed_text(streamed) == "[turn 1] You said: streamed"
         with pytest.raises(openai.APIStatusError) as info:
             ask_text(client, "x [sim fault=antibot]", MODEL)
         assert info.value.status_code == 502

@@ -3,8 +3,6 @@ not send), and xAI's answer to Live Search, through the gateway."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,8 @@ from grok_api.upstreams.base import Citation, Finish, ReasoningDelta, TextDelta
 from grok_api.upstreams.web_answer import Answer, Display, absolute_link
 from grok_api.upstreams.web_ws_decode import ConversationGone, GatewayDecoder
 
-from .helpers import Env, ServedApp, free_socket, gateway_settings, key_for
+from .helpers import Env, gateway_settings, served_env
+from .servers import WebServer
 
 
 def decoder(**display: str) -> GatewayDecoder:
@@ -139,34 +138,14 @@ def test_failures(event: dict[str, Any], error: type[Exception], code: str) -> N
     assert getattr(info.value, "code", None) == code
 
 
-class Gone:
+class Gone(WebServer):
     """An xAI API stand-in that answers Live Search as xAI does now: 410 Gone."""
 
-    def __init__(self) -> None:
-        self.sock = free_socket()
-        self.port = self.sock.getsockname()[1]
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/v1/chat/completions", self.chat)
 
     async def chat(self, request: web.Request) -> web.Response:
         return web.json_response({"code": "Gone", "error": "Live search is deprecated."}, status=410)
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", self.chat)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        await web.SockSite(self.runner, self.sock).start()
-
-    def __enter__(self) -> Gone:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.start(), self.loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 @pytest.fixture
@@ -176,9 +155,9 @@ def gone() -> Iterator[Gone]:
 
 
 def test_xai_live_search_410_is_a_clear_400(env: Env, tmp_path: Path, gone: Gone) -> None:
-    settings = gateway_settings(tmp_path, env.sim, xai_base_url=f"http://127.0.0.1:{gone.port}/v1")
-    with ServedApp(settings) as served:
-        client = env.client(key_for(settings), base_url=served.base_url + "/v1")
+    settings = gateway_settings(tmp_path, env.sim, xai_base_url=gone.url + "/v1")
+    with served_env(settings, env.sim) as gateway:
+        client = gateway.new_client()
         with pytest.raises(openai.BadRequestError) as info:
             client.chat.completions.create(
                 model="grok-4",

@@ -4,7 +4,6 @@ browser-impersonating transport (curl_cffi)."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -12,10 +11,11 @@ from urllib.parse import urlsplit
 import openai
 import pytest
 
-from .helpers import Env, ServedApp, free_socket, key_for, web_settings
+from .helpers import Env, served_env, web_settings
+from .servers import StreamServer, splice
 
 
-class TunnelProxy:
+class TunnelProxy(StreamServer):
     """A minimal HTTP proxy that relays raw bytes, so a WebSocket upgrade passes through too.
 
     It takes absolute-form requests (``GET http://host:port/path``, rewritten to origin form)
@@ -25,11 +25,8 @@ class TunnelProxy:
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self.seen: list[str] = []
-        self.sock = free_socket()
-        self.port = self.sock.getsockname()[1]
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -46,32 +43,9 @@ class TunnelProxy:
                 up_reader, up_writer = await asyncio.open_connection(_resolve(url.hostname), url.port or 80)
                 path = url.path + (f"?{url.query}" if url.query else "")
                 up_writer.write(f"{method} {path} {version}\r\n".encode() + rest)
-
-            async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-                dst.close()
-
-            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+            await splice(reader, writer, up_reader, up_writer)
         except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             writer.close()
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self.handle, sock=self.sock)
-
-    def __enter__(self) -> TunnelProxy:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.start(), self.loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        async def stop() -> None:
-            self.server.close()
-
-        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 def _resolve(host: str | None) -> str:
@@ -86,9 +60,9 @@ def proxy() -> Iterator[TunnelProxy]:
 
 def test_the_chat_gateway_goes_through_the_http_proxy(env: Env, tmp_path: Path, proxy: TunnelProxy) -> None:
     grok = f"http://grok.proxied.test:{env.sim.port}"  # reachable only through the proxy
-    settings = web_settings(tmp_path, env.sim, proxy=f"http://127.0.0.1:{proxy.port}", web_base_url=grok)
-    with ServedApp(settings) as served:
-        client = env.client(key_for(settings), base_url=served.base_url + "/v1")
+    settings = web_settings(tmp_path, env.sim, proxy=proxy.url, web_base_url=grok)
+    with served_env(settings, env.sim) as proxied:
+        client = proxied.new_client()
         content = [
             {"type": "text", "text": "via proxy"},
             {"type": "image_url", "image_url": {"url": "data:image/gif;base64,R0lGODlhAQABAAAAACw="}},
@@ -104,8 +78,8 @@ def test_the_chat_gateway_goes_through_the_http_proxy(env: Env, tmp_path: Path, 
 def test_the_chat_gateway_through_browser_impersonation(env: Env, tmp_path: Path) -> None:
     """GROK_API_WEB_IMPERSONATE: the WebSocket conversation and its refusals through curl_cffi."""
     settings = web_settings(tmp_path, env.sim, web_impersonate="chrome")
-    with ServedApp(settings) as served:
-        client = env.client(key_for(settings), base_url=served.base_url + "/v1")
+    with served_env(settings, env.sim) as impersonating:
+        client = impersonating.new_client()
         messages: list[dict[str, str]] = []
         for turn in (1, 2):
             messages.append({"role": "user", "content": f"impersonated {turn}"})
@@ -119,8 +93,8 @@ def test_the_chat_gateway_through_browser_impersonation(env: Env, tmp_path: Path
             )
         assert info.value.status_code == 429
     refused = web_settings(tmp_path, env.sim, web_impersonate="chrome", web_cookies="sso=stale; x-userid=u")
-    with ServedApp(refused) as served:
-        client = env.client(key_for(refused), base_url=served.base_url + "/v1")
+    with served_env(refused, env.sim) as refusing:
+        client = refusing.new_client()
         with pytest.raises(openai.APIStatusError) as info:
             client.chat.completions.create(model="web/grok-fast", messages=[{"role": "user", "content": "x"}])
         assert info.value.status_code == 502

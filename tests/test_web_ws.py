@@ -19,7 +19,21 @@ import pytest
 
 from grok_api.conversations import Handle, fold
 
-from .helpers import Env, ServedApp, key_for, stream_frames, web_settings
+from .helpers import (
+    Env,
+    ServedApp,
+    answer_and_reasoning,
+    ask_text,
+    chat_body,
+    key_for,
+    post,
+    post_chat,
+    served_env,
+    stream_begun,
+    stream_frames,
+    web_requests,
+    web_settings,
+)
 
 FAST = "web/grok-fast"
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64).decode()
@@ -29,20 +43,18 @@ PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64).decode()
 def ws(env: Env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     settings = web_settings(tmp_path_factory.mktemp("web-ws"), env.sim)
     assert settings.web_protocol == "ws"  # the default
-    with ServedApp(settings) as served:
-        e = Env(app=served, sim=env.sim, settings=settings)
+    with served_env(settings, env.sim) as e:
         yield e
-        e.close_clients()
 
 
 @pytest.fixture
 def client(ws: Env) -> openai.OpenAI:
-    return ws.client(ws.create_key("web-ws")[1])
+    return ws.new_client("web-ws")
 
 
 def turns(env: Env, since: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(session.create, conversation.item.create) frames the simulator received, per turn."""
-    sent = [(p, b) for u, p, b in env.sim.since(since) if u == "web" and p.startswith("ws:")]
+    sent = web_requests(env, since)
     creates = [b for p, b in sent if p == "ws:session.create"]
     items = [b for p, b in sent if p == "ws:conversation.item.create"]
     return list(zip(creates, items, strict=False))
@@ -53,19 +65,13 @@ def text_sent(item: dict[str, Any]) -> str:
     return "".join(c["text"]["text"] for c in chunks if "text" in c)
 
 
-def ask(client: openai.OpenAI, messages: list[dict[str, Any]], model: str = FAST, **kw: Any) -> str:
-    r = client.chat.completions.create(model=model, messages=messages, **kw)  # type: ignore[arg-type]
-    return r.choices[0].message.content or ""
+def ask(client: openai.OpenAI, messages: list[dict[str, Any]], **kw: Any) -> str:
+    return ask_text(client, messages, FAST, **kw)
 
 
-def post(env: Env, content: Any, model: str = FAST, **body: Any) -> httpx.Response:
-    _, key = env.create_key("raw")
-    return httpx.post(
-        env.base_url + "/v1/chat/completions",
-        headers={"Authorization": f"Bearer {key}"},
-        json={"model": model, "messages": [{"role": "user", "content": content}], **body},
-        timeout=30,
-    )
+def post_content(env: Env, content: Any) -> httpx.Response:
+    """A chat request over plain HTTP with a new key (``content``: a string or content parts)."""
+    return post(env.base_url, env.create_key("raw")[1], json=chat_body(content, FAST), timeout=30)
 
 
 def test_four_turns_continue_with_the_latest_parent_and_only_the_new_message(
@@ -147,16 +153,7 @@ def test_concurrent_continuations_branch_correctly(ws: Env, client: openai.OpenA
 def test_thinking_channel_display_modes(client: openai.OpenAI, stream: bool) -> None:
     def run(mode: str | None) -> tuple[str, str]:
         extra = {"thinking_display": mode} if mode else {}
-        kw: dict[str, Any] = {"model": "web/grok-expert", "messages": [{"role": "user", "content": "why"}]}
-        if not stream:
-            m = client.chat.completions.create(**kw, extra_body=extra).choices[0].message
-            return m.content or "", getattr(m, "reasoning_content", None) or ""
-        content = reasoning = ""
-        for c in client.chat.completions.create(**kw, stream=True, extra_body=extra):
-            if c.choices:
-                content += c.choices[0].delta.content or ""
-                reasoning += getattr(c.choices[0].delta, "reasoning_content", None) or ""
-        return content, reasoning
+        return answer_and_reasoning(client, "why", "web/grok-expert", stream=stream, extra_body=extra)
 
     # CHANNEL_ANALYSIS is thinking; the notetaker header ("Thinking about your request") is skipped
     assert run(None) == ("[turn 1] You said: why", "Thinking about: why ")
@@ -233,7 +230,7 @@ def test_an_uploaded_image_is_referenced_in_the_turn(ws: Env, client: openai.Ope
 )
 def test_images_that_cannot_be_uploaded_are_clear_400s(ws: Env, url: str, says: str) -> None:
     start = ws.sim.recorded
-    r = post(ws, [{"type": "text", "text": "x"}, {"type": "image_url", "image_url": {"url": url}}])
+    r = post_content(ws, [{"type": "text", "text": "x"}, {"type": "image_url", "image_url": {"url": url}}])
     assert r.status_code == 400
     assert says in r.json()["error"]["message"]
     assert r.json()["error"]["param"] == "messages[0].content[1]"
@@ -256,7 +253,7 @@ def test_images_that_cannot_be_uploaded_are_clear_400s(ws: Env, url: str, says: 
 def test_refusals_in_the_conversation_map_to_clear_errors(
     ws: Env, fault: str, status: int, code: str, says: str
 ) -> None:
-    r = post(ws, f"x y z [sim fault={fault}]")
+    r = post_content(ws, f"x y z [sim fault={fault}]")
     assert r.status_code == status, r.text
     err = r.json()["error"]
     assert (err["code"], says in err["message"]) == (code, True), err
@@ -286,12 +283,8 @@ def test_a_failure_mid_answer_is_an_error_event_then_done(ws: Env, fault: str) -
 )
 def test_handshake_refusals(env: Env, tmp_path: Path, fault: str, status: int, code: str, says: str) -> None:
     settings = web_settings(tmp_path, env.sim, web_headers=json.dumps({"X-Sim": f"fault={fault}"}))
-    with ServedApp(settings) as served:
-        r = httpx.post(
-            served.base_url + "/v1/chat/completions",
-            headers={"Authorization": f"Bearer {key_for(settings)}"},
-            json={"model": FAST, "messages": [{"role": "user", "content": "hi"}]},
-        )
+    with served_env(settings, env.sim) as refused:
+        r = post_chat(refused.base_url, refused.create_key()[1], "hi", FAST)
     assert r.status_code == status
     err = r.json()["error"]
     assert (err["code"], says in err["message"]) == (code, True), err
@@ -300,8 +293,8 @@ def test_handshake_refusals(env: Env, tmp_path: Path, fault: str, status: int, c
 def test_heartbeats_keep_a_slow_answer(env: Env, tmp_path: Path) -> None:
     settings = web_settings(tmp_path, env.sim, web_heartbeat=0.05)
     before = env.sim.stats["web_ws_pings"]
-    with ServedApp(settings) as served:
-        client = env.client(key_for(settings), base_url=served.base_url + "/v1")
+    with served_env(settings, env.sim) as beating:
+        client = beating.new_client()
         assert (
             ask(client, [{"role": "user", "content": "slow [sim latency=0.6]"}]) == "[turn 1] You said: slow"
         )
@@ -311,16 +304,8 @@ def test_heartbeats_keep_a_slow_answer(env: Env, tmp_path: Path) -> None:
 def test_a_client_that_leaves_closes_the_socket(ws: Env) -> None:
     _, key = ws.create_key("leaves")
     opened, closed = ws.sim.stats["web_ws_connections"], ws.sim.stats["web_ws_closed"]
-    body = {
-        "model": FAST,
-        "stream": True,
-        "messages": [{"role": "user", "content": "a b c d e f g [sim latency=0.3]"}],
-    }
-    with httpx.stream(
-        "POST", ws.base_url + "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, json=body
-    ) as r:
-        assert r.status_code == 200
-        next(r.iter_raw())  # the first bytes, then the client goes away
+    with stream_begun(ws.base_url, key, "a b c d e f g [sim latency=0.3]", FAST) as r:
+        assert r.status_code == 200  # the first bytes came; then the client goes away
     deadline = time.monotonic() + 20
     while ws.sim.stats["web_ws_closed"] - closed < 1 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -349,7 +334,7 @@ def test_a_conversation_grok_com_lost_starts_anew(ws: Env) -> None:
 def test_rest_still_works_when_selected(env: Env, tmp_path: Path) -> None:
     settings = web_settings(tmp_path, env.sim, web_protocol="rest")
     start = env.sim.recorded
-    with ServedApp(settings) as served:
-        client = env.client(key_for(settings), base_url=served.base_url + "/v1")
+    with served_env(settings, env.sim) as rest:
+        client = rest.new_client()
         assert ask(client, [{"role": "user", "content": "over rest"}]) == "[turn 1] You said: over rest"
-    assert [p for u, p, _ in env.sim.since(start) if u == "web"] == ["/rest/app-chat/conversations/new"]
+    assert [p for p, _ in web_requests(env, start)] == ["/rest/app-chat/conversations/new"]
