@@ -35,6 +35,7 @@ from .helpers import (
     gateway_settings,
     key_for,
     post_chat,
+    served_env,
     stream_begun,
     stream_frames,
 )
@@ -61,8 +62,8 @@ def gw(env: Env, spans: InMemorySpanExporter, tmp_path_factory: pytest.TempPathF
     settings = gateway_settings(
         tmp_path_factory.mktemp("obs"), env.sim, access_log=True, tracing="on", log_format="json"
     )
-    with ServedApp(settings) as served:
-        yield Env(app=served, sim=env.sim, settings=settings)
+    with served_env(settings, env.sim) as e:
+        yield e
 
 
 class Lines:
