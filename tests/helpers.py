@@ -96,6 +96,18 @@ def clean_environ(extra: dict[str, str] | None = None) -> dict[str, str]:
     return environ | (extra or {})
 
 
+def run_script(script: Path, key: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Runs a Python file (a README example) with ``GROK_API_KEY`` set to ``key``."""
+    return subprocess.run(
+        [sys.executable, str(script)],
+        env={**os.environ, "GROK_API_KEY": key},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def cli(
     *args: str, data_dir: Path | None = None, cwd: Path | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:

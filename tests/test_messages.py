@@ -4,11 +4,13 @@ simulator: xAI's API (the default) and grok.com (``web/…``)."""
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import anthropic
 import httpx
+import jsonschema
 import pytest
 
 from grok_api.store import Limits
@@ -133,7 +135,11 @@ TOOLS: list[Any] = [
     {
         "name": "get_weather",
         "description": "Weather in a city",
-        "input_schema": {"type": "object", "properties": {"input": {"type": "string"}}},
+        "input_schema": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "units": {"enum": ["celsius", "fahrenheit"]}},
+            "required": ["city", "units"],
+        },
     }
 ]
 
@@ -145,7 +151,8 @@ def test_tool_use_then_tool_result(gw: Env, claude: anthropic.Anthropic) -> None
     )
     assert msg.stop_reason == "tool_use"
     call = next(b for b in msg.content if b.type == "tool_use")
-    assert call.name == "get_weather" and call.input == {"input": "weather in Paris [sim tool=1]"}
+    assert call.name == "get_weather" and call.input["city"] == "weather in Paris"  # the prompt, no directive
+    jsonschema.validate(call.input, TOOLS[0]["input_schema"])
     start = gw.sim.recorded
     reply = claude.messages.create(
         model=XAI_MODEL,
@@ -195,11 +202,11 @@ def test_streamed_tool_use_sends_input_json_deltas(gw: Env, key: str, claude: an
     assert starts[-1]["type"] == "tool_use" and starts[-1]["name"] == "get_weather"
     deltas = [d["delta"] for n, d in frames if n == "content_block_delta"]
     partial = "".join(d["partial_json"] for d in deltas if d["type"] == "input_json_delta")
-    assert partial == '{"input":"call it [sim tool=1]"}'
+    jsonschema.validate(json.loads(partial), TOOLS[0]["input_schema"])
     with claude.messages.stream(**body) as stream:  # type: ignore[arg-type]
         final = stream.get_final_message()
     assert final.stop_reason == "tool_use"
-    assert final.content[-1].input == {"input": "call it [sim tool=1]"}  # type: ignore[union-attr]
+    assert final.content[-1].input == json.loads(partial)  # type: ignore[union-attr]
 
 
 def test_parallel_tool_calls(gw: Env, claude: anthropic.Anthropic) -> None:
@@ -208,7 +215,8 @@ def test_parallel_tool_calls(gw: Env, claude: anthropic.Anthropic) -> None:
     msg = claude.messages.create(model=XAI_MODEL, max_tokens=100, tools=tools, messages=ask)
     calls = [b for b in msg.content if b.type == "tool_use"]
     assert [c.name for c in calls] == ["get_weather", "get_time"] and msg.stop_reason == "tool_use"
-    assert calls[1].input == {"input": "weather and time [sim tool=2]", "call": 2}
+    jsonschema.validate(calls[0].input, TOOLS[0]["input_schema"])
+    assert calls[1].input == {}  # get_time's schema has no properties
     with claude.messages.stream(model=XAI_MODEL, max_tokens=100, tools=tools, messages=ask) as stream:
         final = stream.get_final_message()
     assert [(b.name, b.input) for b in final.content if b.type == "tool_use"] == [

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
-from .helpers import Env
+from .helpers import Env, run_script
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -25,14 +22,7 @@ def test_readme_python_example_runs(env: Env, key: str, tmp_path: Path) -> None:
     code = readme_example().replace("http://127.0.0.1:8000/v1", env.base_url + "/v1")
     script = tmp_path / "example.py"
     script.write_text(code)
-    result = subprocess.run(
-        [sys.executable, str(script)],
-        env={**os.environ, "GROK_API_KEY": key},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_script(script, key)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "grok-4.3" in lines[0]

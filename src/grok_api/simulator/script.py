@@ -11,7 +11,7 @@ or with the same ``key=value`` pairs in an ``X-Sim`` header (the header wins). K
 ``tokens``  answer length in tokens (at most 100,000), filled with deterministic words
 ``latency`` seconds before the first token; ``rate`` tokens per second (0 = no pacing)
 ``tool``    ``1``: answer with a call of the first tool in ``tools``; ``N``: N parallel calls
-            (of the tools in turn)
+            (of the tools in turn); ``tool_choice`` and the arguments: see ``structured``
 ``think``   ``1``/``0``: emit reasoning tokens, whatever the model
 ``images``  (grok.com) the answer carries N generated image links
 ``times``   the fault hits only the first N requests with this same prompt (then it recovers)

@@ -6,7 +6,9 @@ Its catalog is xAI's lineup after the retirement of May 15, 2026 (``grok-4-fast-
 ``grok-4.20-0309-reasoning`` / ``grok-4.20-0309-non-reasoning`` (listed by those names, also
 answering to the aliases ``grok-4.20-reasoning``, ``grok-4.20``, ``grok-4.20-non-reasoning``),
 ``grok-3-mini``, and the image models (``images.py``). Only ``grok-3-mini`` shows its reasoning
-(``reasoning_content``) unasked; ``[sim think=1]`` makes any model think aloud.
+(``reasoning_content``) unasked; ``[sim think=1]`` makes any model think aloud. Function
+calls (``[sim tool=N]``, ``tool_choice``) and ``response_format`` follow the request's schemas
+(``structured``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .script import (
     prompt_tokens,
     reasoning_words,
 )
+from .structured import BadRequest, as_dict, call_arguments, json_answer, planned_calls
 
 if TYPE_CHECKING:
     from . import Simulator
@@ -105,7 +108,10 @@ def routes(sim: Simulator) -> list[web.RouteDef]:
             return xai_error(status, code, message, headers)
         if d.fault == "hang":
             await sim.hang()
-        plan = _Plan(sim, body, d)
+        try:
+            plan = _Plan(sim, body, d)
+        except BadRequest as exc:
+            return xai_error(400, "Client specified an invalid argument", str(exc))
         if not body.get("stream"):
             generation = (len(plan.words) + len(plan.reasoning)) / plan.rate if plan.rate > 0 else 0.0
             if not await _wait_unless_gone(sim, request, plan.latency + generation):
@@ -150,8 +156,11 @@ class _Plan:
         think = d.think if d.think is not None else self.model in REASONING_MODELS
         self.reasoning = reasoning_words(prompt) if think else []
         answered = messages[-1].get("role") == "tool"  # a tool's result came back: answer it
-        self.tools = _tool_calls(body, prompt, d.tool) if d.tool and not answered else []
-        self.words = [] if self.tools else answer_words(prompt, turn, d.tokens)
+        self.tools = _tool_calls(body, prompt, d.tool, answered)
+        words = answer_words(prompt, turn, d.tokens)
+        fmt = as_dict(body.get("response_format"))
+        shaped = json_answer(fmt.get("type"), as_dict(fmt.get("json_schema")).get("schema"), prompt, words)
+        self.words = [] if self.tools else words if shaped is None else shaped
         cap = body.get("max_completion_tokens") or body.get("max_tokens")  # honoured, as xAI does
         self.cut = isinstance(cap, int) and 0 <= cap < len(self.words)
         if self.cut:
@@ -235,21 +244,22 @@ class _Plan:
         return out + b"data: [DONE]\n\n"
 
 
-def _tool_calls(body: dict[str, Any], prompt: str, count: int) -> list[dict[str, Any]]:
-    """``count`` calls of the request's tools in turn; each after the first says which it is."""
-    tools = body.get("tools") or []
-    calls = []
-    for i in range(count if tools else 0):
-        name = (tools[i % len(tools)].get("function") or {}).get("name", "tool")
-        arguments = {"input": prompt} if i == 0 else {"input": prompt, "call": i + 1}
-        calls.append(
-            {
-                "id": "call_" + secrets.token_hex(6),
-                "type": "function",
-                "function": {"name": name, "arguments": orjson.dumps(arguments).decode()},
-            }
-        )
-    return calls
+def _tool_calls(body: dict[str, Any], prompt: str, asked: int, answered: bool) -> list[dict[str, Any]]:
+    """The calls to answer with (``structured.planned_calls``), as xAI writes them."""
+    functions = [
+        (str(f.get("name", "tool")), f.get("parameters"))
+        for f in (as_dict(t.get("function")) for t in body.get("tools") or () if isinstance(t, dict))
+    ]
+    parallel = body.get("parallel_tool_calls") is not False
+    planned = planned_calls(functions, body.get("tool_choice"), asked, answered, parallel)
+    return [
+        {
+            "id": "call_" + secrets.token_hex(6),
+            "type": "function",
+            "function": {"name": name, "arguments": call_arguments(parameters, prompt, k)},
+        }
+        for k, (name, parameters) in enumerate(planned)
+    ]
 
 
 async def _wait_unless_gone(sim: Simulator, request: web.Request, seconds: float) -> bool:

@@ -9,7 +9,9 @@ xAI provider fixtures): the published event sequence with ``sequence_number``; r
 ``custom_tool_call`` items (``x_keyword_search``); ``usage.output_tokens`` including the
 reasoning tokens. The answer is ``[turn N] You said: <last user text>``, N counting the user
 turns of the whole stored conversation, so a test sees that earlier turns were kept here.
-A ``function_call_output`` as the last input is answered ``… Tool said: <output>``.
+A ``function_call_output`` as the last input is answered ``… Tool said: <output>``. Function
+calls, ``tool_choice`` and ``text.format`` (json_schema / json_object) are read as
+``structured`` says.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import orjson
 from aiohttp import web
 
 from .script import Directives, answer_words, count_tokens, reasoning_words
+from .structured import BadRequest, as_dict, call_arguments, json_answer, planned_calls
 from .xai import _FAULT_BODIES, ALIASES, MODELS, REASONING_MODELS, _check_key, _wait_unless_gone, xai_error
 
 if TYPE_CHECKING:
@@ -61,7 +64,10 @@ def routes(sim: Simulator) -> list[web.RouteDef]:
             status, code, message = _FAULT_BODIES[d.fault]
             headers = {"Retry-After": str(d.retry_after)} if status == 429 else None
             return xai_error(status, code, message, headers)
-        plan = _Answer(sim, body, turns, d)
+        try:
+            plan = _Answer(sim, body, turns, d)
+        except BadRequest as exc:
+            return xai_error(400, "Client specified an invalid argument", str(exc))
         if body.get("store", True) is not False:
             stored[plan.id] = {"turns": [*turns, ("assistant", plan.text())], "response": plan.response()}
         if not body.get("stream"):
@@ -130,18 +136,24 @@ class _Answer:
         kinds = {t.get("type") for t in tools}
         think = d.think if d.think is not None else self.model in REASONING_MODELS
         self.reasoning = reasoning_words(said) if think else []
-        functions = [t for t in tools if t.get("type") == "function"]
-        # [sim tool=N]: N calls, of the function tools in turn (parallel calls, as xAI makes them)
-        self.calls = (
-            [_function_call(self.id, functions[k % len(functions)], said, k) for k in range(d.tool)]
-            if functions
-            else []
-        )
+        functions = [
+            (str(t.get("name", "tool")), t.get("parameters")) for t in tools if t.get("type") == "function"
+        ]
+        # [sim tool=N] or tool_choice: calls of the function tools in turn (parallel, as xAI makes them)
+        answered = bool(turns) and turns[-1][0] == "tool"
+        parallel = body.get("parallel_tool_calls") is not False
+        planned = planned_calls(functions, body.get("tool_choice"), d.tool, answered, parallel)
+        self.calls = [
+            _function_call(self.id, name, call_arguments(parameters, said, k), k)
+            for k, (name, parameters) in enumerate(planned)
+        ]
         self.searches = ["web_search"] if "web_search" in kinds else []
         self.searches += ["x_search"] if "x_search" in kinds else []
         words = [] if self.calls else answer_words(said, user_turns, d.tokens)
-        if (body.get("text") or {}).get("format", {}).get("type") in ("json_schema", "json_object"):
-            words = [orjson.dumps({"answer": "".join(words)}).decode()]
+        fmt = as_dict(as_dict(body.get("text")).get("format"))
+        shaped = json_answer(fmt.get("type"), fmt.get("schema"), said, words)
+        if shaped is not None and not self.calls:
+            words = shaped
         limit = body.get("max_output_tokens")
         self.incomplete = isinstance(limit, int) and len(words) > limit
         self.words = words[:limit] if self.incomplete else words
@@ -264,7 +276,7 @@ class _Answer:
             ev.append({"type": "response.output_item.added", "item": call, "output_index": index})
             ev.append({"type": "response.output_item.done", "item": call, "output_index": index})
             index += 1
-        else:
+        if not self.calls:  # as in items(): calls or a message
             ev += self._message_events(index)
         final = self.response()
         ev.append({"type": f"response.{final['status']}", "response": final})
@@ -363,11 +375,10 @@ class _Answer:
         return ev
 
 
-def _function_call(rid: str, tool: dict[str, Any], said: str, k: int) -> dict[str, Any]:
-    arguments = orjson.dumps({"input": said} if k == 0 else {"input": said, "call": k + 1}).decode()
+def _function_call(rid: str, name: str, arguments: str, k: int) -> dict[str, Any]:
     return {
         "call_id": "call_" + secrets.token_hex(6),
-        "name": tool.get("name", "tool"),
+        "name": name,
         "arguments": arguments,
         "type": "function_call",
         "id": f"fc_{rid}_{k}",
