@@ -9,6 +9,7 @@ that says so and never repeats the key.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -35,6 +36,7 @@ from .base import (
     Usage,
 )
 from .http import HTTPOptions, PooledClient, converted, read_lines, request_body
+from .sse import SSEDecoder
 from .xai_responses import ResponsesDecoder
 
 _ERROR_BODY_LIMIT = 64 * 1024
@@ -80,32 +82,16 @@ class XAIUpstream:
         if request.kind == "image" or request.kind == "image_edit":
             yield await self._images(request)
             return
-        if request.kind == "responses":
-            async for batch in self._responses(request):
-                yield batch
-            return
-        body = dict(request.body)
-        body["model"] = request.upstream_model
-        if request.stream:
-            body["stream"] = True
-            body["stream_options"] = {"include_usage": True}
+        decoder: SSEDecoder
+        if request.kind == "responses":  # xAI's own /v1/responses: always streamed
+            path, body, decoder = "/responses", _responses_body(request), ResponsesDecoder(self.name)
         else:
-            body.pop("stream_options", None)
-        async with (
-            converted(self.name),
-            self._session.post(
-                self.base_url + "/chat/completions",
-                data=request_body(orjson.dumps(body)),
-                headers=with_request_id(self._headers),
-                proxy=self._proxy,
-            ) as resp,
-        ):
-            if resp.status >= 400:
-                raise await _error_from(resp, self.name)
-            if not request.stream:
+            path, body, decoder = "/chat/completions", _chat_body(request), ChunkDecoder(self.name)
+        streamed = request.stream or request.kind == "responses"
+        async with self._post(path, body) as resp:
+            if not streamed:
                 yield events_from_completion(_loads(await resp.read(), self.name))
                 return
-            decoder = ChunkDecoder(self.name)
             async for lines in read_lines(resp.content.iter_any()):  # the SSE decode loop, inline: it is hot
                 events = decoder.feed(lines)
                 if events:
@@ -119,31 +105,20 @@ class XAIUpstream:
     async def _images(self, request: ChatRequest) -> list[Event]:
         """xAI's ``/v1/images/generations`` (``/v1/images/edits`` for an edit): one ``Image``
         Event per image."""
-        body = {**request.body, "model": request.upstream_model}
         path = "/images/edits" if request.kind == "image_edit" else "/images/generations"
+        async with self._post(path, {**request.body, "model": request.upstream_model}) as resp:
+            data = _loads(await resp.read(), self.name)
+        return events_from_images(data, self.name)
+
+    @asynccontextmanager
+    async def _post(self, path: str, body: dict[str, Any]) -> AsyncIterator[aiohttp.ClientResponse]:
+        """The answer of ``POST {base_url}{path}`` with ``body`` as JSON: the one way every call
+        is made (proxy, ``x-request-id``, the API key, a large body written in pieces); a
+        refusal (status >= 400) and a transport failure are raised as the gateway's errors."""
         async with (
             converted(self.name),
             self._session.post(
                 self.base_url + path,
-                data=orjson.dumps(body),
-                headers=with_request_id(self._headers),
-                proxy=self._proxy,
-            ) as resp,
-        ):
-            if resp.status >= 400:
-                raise await _error_from(resp, self.name)
-            data = _loads(await resp.read(), self.name)
-        return events_from_images(data, self.name)
-
-    async def _responses(self, request: ChatRequest) -> AsyncIterator[Sequence[Event]]:
-        """xAI's own ``/v1/responses``, always streamed (one decoder for both shapes of answer)."""
-        body = dict(request.body)
-        body["model"] = request.upstream_model
-        body["stream"] = True
-        async with (
-            converted(self.name),
-            self._session.post(
-                self.base_url + "/responses",
                 data=request_body(orjson.dumps(body)),
                 headers=with_request_id(self._headers),
                 proxy=self._proxy,
@@ -151,16 +126,24 @@ class XAIUpstream:
         ):
             if resp.status >= 400:
                 raise await _error_from(resp, self.name)
-            decoder = ResponsesDecoder(self.name)
-            async for lines in read_lines(resp.content.iter_any()):
-                events = decoder.feed(lines)
-                if events:
-                    yield events
-                if decoder.error is not None:
-                    raise decoder.error
-                if decoder.done:
-                    return
-            raise UpstreamError(f"{self.name} ended the stream before it was complete")
+            yield resp
+
+
+def _chat_body(request: ChatRequest) -> dict[str, Any]:
+    """The client's chat body for xAI: its model, and usage asked for when streamed."""
+    body = dict(request.body)
+    body["model"] = request.upstream_model
+    if request.stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    else:
+        body.pop("stream_options", None)
+    return body
+
+
+def _responses_body(request: ChatRequest) -> dict[str, Any]:
+    """The Responses body for xAI: always streamed (one decoder for both shapes of answer)."""
+    return {**request.body, "model": request.upstream_model, "stream": True}
 
 
 def events_from_images(data: Any, upstream: str) -> list[Event]:
@@ -192,27 +175,14 @@ def _loads(raw: bytes, upstream: str) -> Any:
         raise UpstreamError(f"{upstream} sent a malformed response: {raw[:80]!r}") from exc
 
 
-class ChunkDecoder:
+class ChunkDecoder(SSEDecoder):
     """Turns ``data:`` lines of OpenAI chat chunks into Events."""
 
-    __slots__ = ("done", "error", "finished", "upstream")
+    __slots__ = ("finished",)
 
     def __init__(self, upstream: str) -> None:
-        self.upstream = upstream
-        self.done = False
+        super().__init__(upstream)
         self.finished = False
-        self.error: GatewayError | None = None
-
-    def feed(self, lines: list[bytes]) -> list[Event]:
-        """The Events of complete lines; a bad line sets ``error`` after the Events before it."""
-        out: list[Event] = []
-        try:
-            self._feed(lines, out)
-        except GatewayError as exc:
-            self.error = exc
-        except (AttributeError, TypeError, KeyError, IndexError, ValueError):
-            self.error = UpstreamError(f"{self.upstream} sent a chunk of an unexpected shape")
-        return out
 
     def _feed(self, lines: list[bytes], out: list[Event]) -> None:
         # The hot loop of every stream: one iteration per line, kept flat and local.
@@ -231,9 +201,7 @@ class ChunkDecoder:
             try:
                 chunk = loads(payload)
             except orjson.JSONDecodeError:
-                raise UpstreamError(
-                    f"{self.upstream} sent a malformed stream line: {payload[:80]!r}"
-                ) from None
+                raise self.malformed(payload) from None
             if "error" in chunk:
                 raise _error_from_body(502, chunk, self.upstream)
             choices = chunk.get("choices")

@@ -34,6 +34,7 @@ from .base import (
     ToolCallDelta,
     Usage,
 )
+from .sse import SSEDecoder
 
 SERVER_TOOL_ITEMS = frozenset(
     {
@@ -52,26 +53,17 @@ _REASONING = frozenset({"response.reasoning_summary_text.delta", "response.reaso
 _FINISHED = {"response.completed": "stop", "response.incomplete": "length", "response.done": "stop"}
 
 
-class ResponsesDecoder:
+class ResponsesDecoder(SSEDecoder):
     """Turns the ``data:`` lines of one xAI Responses stream into Events."""
 
+    __slots__ = ("_calls", "_cited")
+
+    what = "a Responses event"
+
     def __init__(self, upstream: str) -> None:
-        self.upstream = upstream
-        self.done = False
-        self.error: GatewayError | None = None
+        super().__init__(upstream)
         self._calls: dict[str, tuple[int, str]] = {}  # item id → (tool index, arguments sent)
         self._cited: set[str] = set()
-
-    def feed(self, lines: list[bytes]) -> list[Event]:
-        """The Events of complete lines; a bad line sets ``error`` after the Events before it."""
-        out: list[Event] = []
-        try:
-            self._feed(lines, out)
-        except GatewayError as exc:
-            self.error = exc
-        except (AttributeError, TypeError, KeyError, IndexError, ValueError):
-            self.error = UpstreamError(f"{self.upstream} sent a Responses event of an unexpected shape")
-        return out
 
     def _feed(self, lines: list[bytes], out: list[Event]) -> None:
         # The hot loop of every Responses stream: text deltas take the shortest way through.
@@ -89,9 +81,7 @@ class ResponsesDecoder:
                     return
                 if not payload.strip():
                     continue
-                raise UpstreamError(
-                    f"{self.upstream} sent a malformed stream line: {payload[:80]!r}"
-                ) from None
+                raise self.malformed(payload) from None
             if event.get("type") == "response.output_text.delta":
                 append(TextDelta(event["delta"]))
             else:
