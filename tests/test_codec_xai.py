@@ -5,6 +5,7 @@ errors in-band and before the body, and the non-streamed completion."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,12 +15,14 @@ import pytest
 
 from grok_api.errors import GatewayError, InvalidRequest, ModelNotFound, RateLimited, UpstreamError
 from grok_api.errors import UpstreamUnavailable as Unavailable
+from grok_api.logs import REQUEST_ID
 from grok_api.upstreams.base import (
     ChatRequest,
     Event,
     Finish,
     Image,
     ReasoningDelta,
+    ResponseId,
     TextDelta,
     ToolCallDelta,
     Usage,
@@ -92,14 +95,20 @@ async def run(
     request = ChatRequest(
         "m", "grok-3", [{"role": "user", "content": "x"}], stream, {"model": "m", "stream": stream}
     )
+    events, error = await collect(upstream, request)
+    return events, error, replay
+
+
+async def collect(up: XAIUpstream, request: ChatRequest) -> tuple[list[Event], GatewayError | None]:
+    """The Events ``up`` yields for ``request``, and what it raised."""
     events: list[Event] = []
     try:
-        async for batch in upstream.stream(request):
+        async for batch in up.stream(request):
             assert batch, "a batch is never empty"
             events += batch
     except GatewayError as exc:
-        return events, exc, replay
-    return events, None, replay
+        return events, exc
+    return events, None
 
 
 @pytest.mark.parametrize("name", sorted(RECORDED))
@@ -728,3 +737,118 @@ async def test_live_search_is_retired() -> None:
         "xai no longer offers Live Search ('search_parameters'): use the Responses API "
         "(POST /v1/responses) with the 'web_search' / 'x_search' tools instead. (Live search is deprecated.)"
     )
+
+
+# -- xAI's Responses stream through the same loop, and one way of posting for every call ---------
+
+
+def responses_frame(event: dict[str, Any]) -> bytes:
+    return b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+
+
+RESPONSES_BODY = b"".join(
+    [
+        responses_frame({"type": "response.created", "response": {"id": "resp_1", "output": []}}),
+        responses_frame(
+            {"type": "response.reasoning_summary_text.delta", "item_id": "rs_1", "delta": "hm\n"}
+        ),
+        *(
+            responses_frame(
+                {
+                    "type": "response.output_text.delta",
+                    "item_id": 'msg_1","delta":"x',
+                    "delta": d,
+                    "logprobs": [],
+                }
+            )
+            for d in ['"Hel', "lo\\", " wörld", " 🎉\u2028"]
+        ),
+        b'event: response.output_text.delta\r\ndata: {"delta":"\\u4e16\\ud83c\\udf89","type":"response.output_text.delta"}\r\n\r\n',
+        responses_frame(
+            {"type": "response.completed", "response": {"usage": {"input_tokens": 2, "output_tokens": 5}}}
+        ),
+    ]
+)
+RESPONSES_EVENTS = [
+    ResponseId("resp_1"),
+    R("hm\n"),
+    *map(T, ['"Hel', "lo\\", " wörld", " 🎉\u2028", "世🎉"]),
+    Usage(prompt_tokens=2, completion_tokens=5),
+    Finish("stop"),
+]
+
+
+def responses_request(stream: bool = True) -> ChatRequest:
+    body = {"model": "alias", "input": "hi", "stream": stream}
+    return ChatRequest("alias", "grok-4", [{"role": "user", "content": "hi"}], stream, body, kind="responses")
+
+
+async def test_a_responses_stream_decodes_alike_however_cut() -> None:
+    up = upstream_with(Replay([]))
+    await up._client.aclose()
+    for how, chunks in splits(RESPONSES_BODY):
+        up._session = Replay(chunks)  # type: ignore[assignment]
+        assert await collect(up, responses_request()) == (RESPONSES_EVENTS, None), how
+    up._session = replay = Replay([RESPONSES_BODY[:-40]])  # type: ignore[assignment]
+    events, error = await collect(up, responses_request(stream=False))  # always streamed from xAI
+    assert events == RESPONSES_EVENTS[:-2]
+    assert isinstance(error, UpstreamError) and "malformed stream line" in error.message
+    assert replay.sent["url"] == "http://xai.test/v1/responses"
+    assert orjson.loads(replay.sent["data"]) == {"model": "grok-4", "input": "hi", "stream": True}
+
+
+KINDS = {  # what is asked, the path it is posted to, a body that answers it
+    "chat stream": (lambda: ChatRequest("m", "grok-3", [], True, {"model": "m"}), "/chat/completions", DONE),
+    "chat": (
+        lambda: ChatRequest("m", "grok-3", [], False, {"model": "m"}),
+        "/chat/completions",
+        b'{"choices":[]}',
+    ),
+    "responses": (responses_request, "/responses", RESPONSES_BODY),
+    "image": (
+        lambda: ChatRequest("m", "grok-imagine-image", [], False, {"prompt": "a cat"}, kind="image"),
+        "/images/generations",
+        b'{"data":[{"url":"u"}]}',
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+async def test_every_call_is_posted_the_same_way(kind: str) -> None:
+    make, path, answer = KINDS[kind]
+    request = make()
+    request.body["padding"] = "x" * (1 << 20)  # past aiohttp's limit for a body in one piece
+    up = upstream_with(replay := Replay([answer]))
+    await up._client.aclose()
+    token = REQUEST_ID.set("req_kind")
+    try:
+        _, error = await collect(up, request)
+    finally:
+        REQUEST_ID.reset(token)
+    assert error is None
+    data = replay.sent.pop("data")
+    assert (
+        isinstance(data, io.BytesIO) and orjson.loads(data.getvalue())["padding"] == request.body["padding"]
+    )
+    assert replay.sent == {
+        "url": "http://xai.test/v1" + path,
+        "headers": {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "Authorization": "Bearer xai-k",
+            "x-request-id": "req_kind",
+        },
+        "proxy": "http://p.test:1",
+    }
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+async def test_every_call_maps_refusals_the_same_way(kind: str) -> None:
+    make = KINDS[kind][0]
+    for status, body, headers, error, code, _, retry in REFUSALS:
+        up = upstream_with(Replay([body], status, headers))
+        await up._client.aclose()
+        events, raised = await collect(up, make())
+        assert events == [] and type(raised) is error, (status, body)
+        assert raised is not None and raised.code == code
+        assert getattr(raised, "retry_after", None) == retry
