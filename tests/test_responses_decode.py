@@ -3,9 +3,12 @@ public recordings of xAI's API), and those Events encoded back as OpenAI's publi
 
 from __future__ import annotations
 
+import json
+import random
 from typing import Any
 
 import orjson
+import pytest
 
 from grok_api.api.responses_encode import ResponsesEncoder
 from grok_api.errors import UpstreamError
@@ -254,3 +257,96 @@ def test_encoded_events_are_published_shapes_with_one_sequence() -> None:
     assert final["output"][1]["content"][0]["text"] == "Hello world"
     assert final["output"][1]["content"][0]["annotations"][0]["url"] == "https://x.ai"
     assert final["usage"]["total_tokens"] == 7
+
+
+# -- deltas read exactly as JSON says, whatever the bytes around them ---------------------------
+
+TEXT, THINK = "response.output_text.delta", "response.reasoning_summary_text.delta"
+DELTA_FIELDS = {"item_id": "msg_" + RID, "output_index": 0, "content_index": 0, "logprobs": []}
+# characters JSON must escape, or may: quotes, backslashes, controls, DEL, 2-, 3- and 4-byte UTF-8
+ALPHABET = '"\\/\b\f\n\r\t\x00\x1f\x7f aZ09:,{}[]é—世\u2028\U0001f389\U0010ffff'
+
+
+def written(event: dict[str, Any], how: str) -> bytes:
+    """One ``data:`` line of ``event`` as some JSON writer writes it."""
+    if how == "orjson":  # compact, UTF-8 as is
+        return b"data: " + orjson.dumps(event)
+    if how == "ascii":  # \u escapes, surrogate pairs above the BMP, spaces after , and :
+        return b"data: " + json.dumps(event).encode()
+    return b"data:" + json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()  # no space
+
+
+def shuffled(event: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    keys = list(event)
+    rng.shuffle(keys)
+    return {k: event[k] for k in keys}
+
+
+def test_deltas_decode_to_the_very_string_sent() -> None:
+    rng = random.Random(20261128)
+    for n in range(600):
+        text = "".join(rng.choice(ALPHABET) for _ in range(rng.randrange(0, 12)))
+        kind, make = (TEXT, TextDelta) if n % 3 else (THINK, ReasoningDelta)
+        event = shuffled({"type": kind, "sequence_number": n, "delta": text, **DELTA_FIELDS}, rng)
+        how = ("orjson", "ascii", "tight")[n % 3]
+        d = ResponsesDecoder("xai")
+        line = written(event, how)
+        assert (d.feed([b"event: " + kind.encode(), line, b""]), d.error) == ([make(text)], None), line
+
+
+@pytest.mark.parametrize(
+    ("line", "text"),
+    [
+        # the key "delta" and the type's name inside other strings, before the real ones
+        (rb'data: {"item_id":"x\",\"delta\":\"evil","type":"response.output_text.delta","delta":"ok"}', "ok"),
+        (rb'data: {"note":"\"type\":\"response.output_text.delta\"","type":"response.in_progress"}', None),
+        (rb'data: {"type":"response.output_text.delta","extra":{"delta":"nested"},"delta":"top"}', "top"),
+        (rb'data: {"delta":"first","sequence_number":7,"type":"response.output_text.delta"}', "first"),
+        (
+            rb'data: {"type":"response.output_text.delta","delta":"say \"hi\" \\o/ \\\\"}',
+            'say "hi" \\o/ \\\\',
+        ),
+        (rb'data: {"type":"response.output_text.delta","delta":"ends in \\"}', "ends in \\"),
+        (rb'data: {"type":"response.output_text.delta","delta":"\u00e9\u4e16\ud83c\udf89\/"}', "é世🎉/"),
+        (rb'data: {"type":"response.output_text.delta","delta":"\u0022\u005c"}', '"\\'),
+        (rb'data: {"type":"response.output_text.delta","delta":""}', ""),
+        (b'data: {"type":"response.output_text.delta","delta":"crlf"}\r', "crlf"),
+        (b'data: \t {"type" : "response.output_text.delta" , "delta" : "spaced"} ', "spaced"),
+    ],
+)
+def test_adversarial_delta_lines(line: bytes, text: str | None) -> None:
+    d = ResponsesDecoder("xai")
+    # the ``event:`` line says a text delta every time: only the data's own type counts
+    events = d.feed([b"event: response.output_text.delta", line, b""])
+    assert (events, d.error) == ([TextDelta(text)] if text is not None else [], None)
+
+
+@pytest.mark.parametrize(
+    "delta",
+    [
+        rb"\ud800",  # a lone surrogate
+        rb"\udc00\ud800",  # a pair in the wrong order
+        rb"\u12",  # a short \u escape
+        rb"\x41",  # no such escape
+        b"tab\there",  # a control character unescaped
+        b"\xff\xfe",  # not UTF-8
+        b"\xed\xa0\x80",  # a surrogate written as UTF-8
+        b'un"quoted',  # a quote that ends the string early
+        b"no end\\",  # the closing quote escaped
+    ],
+)
+def test_a_delta_json_refuses_stops_the_stream(delta: bytes) -> None:
+    good = b'data: {"type":"response.output_text.delta","delta":"before"}'
+    bad = b'data: {"type":"response.output_text.delta","delta":"' + delta + b'","sequence_number":1}'
+    d = ResponsesDecoder("xai")
+    assert d.feed([good, b"", bad, b"", good]) == [TextDelta("before")]
+    assert isinstance(d.error, UpstreamError)
+    assert d.error.message == f"xai sent a malformed stream line: {bad[5:85]!r}"
+
+
+def test_a_delta_of_the_wrong_shape_is_an_unexpected_shape() -> None:
+    for line in (b'data: {"type":"response.output_text.delta"}', b'data: ["response.output_text.delta"]'):
+        d = ResponsesDecoder("up")
+        assert d.feed([line]) == []
+        assert isinstance(d.error, UpstreamError)
+        assert d.error.message == "up sent a Responses event of an unexpected shape"
