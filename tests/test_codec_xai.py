@@ -810,6 +810,11 @@ KINDS = {  # what is asked, the path it is posted to, a body that answers it
         "/images/generations",
         b'{"data":[{"url":"u"}]}',
     ),
+    "image edit": (
+        lambda: ChatRequest("m", "grok-imagine-image", [], False, {"image": {"url": "u"}}, kind="image_edit"),
+        "/images/edits",
+        b'{"data":[{"b64_json":"iVBORw0K"}]}',
+    ),
 }
 
 
