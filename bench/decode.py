@@ -9,7 +9,8 @@ and encoded by the gateway's ChunkEncoder, as a served stream would be. xAI's Re
 stream (an ``event:`` line, a ``data:`` line and a blank one per token) is decoded by its own
 decoder and encoded by the ResponsesEncoder, and compared with xAI's chat chunks → chat SSE in
 the same run; "prose" is text with newlines, quotes and non-ASCII letters in its deltas (JSON
-escapes). No network: this is the CPU cost of the translation alone.
+escapes). No network: this is the CPU cost of the translation alone (the process's CPU time, so
+that other work on a busy machine does not count).
 """
 
 from __future__ import annotations
@@ -134,13 +135,13 @@ def run(
     encoder: Encoder | None = None,
 ) -> float:
     encoder = encoder or ChunkEncoder("grok-4.3", include_usage=True)
-    started = time.perf_counter()
+    started = time.process_time()
     size = 0
     for i in range(0, len(lines), per_read):
         size += len(encoder.encode(decode(lines[i : i + per_read])))
     size += len(encoder.encode(tail())) + len(encoder.finish())
     assert size > 0
-    return time.perf_counter() - started
+    return time.process_time() - started
 
 
 def main() -> None:
