@@ -77,11 +77,14 @@ def main() -> None:
     p.add_argument("--connections", type=int, default=50)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--chunks", type=int, default=200)
+    p.add_argument("--load", choices=["both", "non-streamed", "streams"], default="both")
     a = p.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench needs wrk (Debian: apt-get install wrk)")
     plain = {"model": "grok-4.3", "messages": [{"role": "user", "content": "Say hello."}]}
     loads = {"non-streamed": plain, f"{a.chunks}-chunk streams": {**plain, "stream": True}}
+    if a.load != "both":
+        loads = {name: body for name, body in loads.items() if (a.load == "streams") == ("stream" in body)}
     up_port = free_port()
     upstream = f"http://127.0.0.1:{up_port}"
     work = Path(tempfile.mkdtemp(prefix="grok-api-bench-obs-"))
@@ -101,9 +104,10 @@ def main() -> None:
                 base = f"http://127.0.0.1:{port}/v1/chat/completions"
                 httpx.post(base, json=plain, headers={"Authorization": f"Bearer {key}"}).raise_for_status()
                 targets[name] = (base, key, pid)
-            for _ in range(a.rounds):
+            for round_ in range(a.rounds):
                 for load, body in loads.items():
-                    for name, (url, key, pid) in targets.items():
+                    order = list(targets.items())  # every other round backwards: a drift hits all alike
+                    for name, (url, key, pid) in order if round_ % 2 == 0 else order[::-1]:
                         before = cpu_seconds(pid)
                         run = wrk(url, body, key, a.seconds, a.connections)
                         results[load][name].append(run["rps"])
@@ -122,14 +126,16 @@ def main() -> None:
         base = statistics.median(by_variant["baseline"])
         base_cpu = statistics.median(cpu[load]["baseline"])
         print(
-            f"\n{load}: requests/s (median of {a.rounds}); gateway CPU µs a request (median), as throughput"
+            f"\n{load}: requests/s (median of {a.rounds}); the median of each round's ratio to the"
+            " baseline's run in that round; gateway CPU µs a request (median), as throughput"
         )
         for name, runs in by_variant.items():
             median = statistics.median(runs)
+            paired = statistics.median(r / b for r, b in zip(runs, by_variant["baseline"], strict=True))
             per = statistics.median(cpu[load][name])
             print(
-                f"  {name:28} {median:10.1f} {median / base:8.1%}   runs: {json.dumps([round(r) for r in runs])}"
-                f"   cpu {per:7.1f} µs {base_cpu / per:8.1%}"
+                f"  {name:28} {median:10.1f} {median / base:8.1%}  paired {paired:7.1%}"
+                f"   cpu {per:7.1f} µs {base_cpu / per:8.1%}   runs: {json.dumps([round(r) for r in runs])}"
             )
     print(f"\naccess lines written: {access_lines}; 'not installed' warning seen: {warned}")
     print(f"request records stored: {stored}; any dropped: {dropped}")

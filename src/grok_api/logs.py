@@ -10,7 +10,6 @@ as the record's extras.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import random
 import sys
@@ -59,27 +58,42 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-@functools.lru_cache(maxsize=4)
-def _utc_second(second: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+class _SecondCache:
+    """The text of the last few seconds asked for (a line's own time and its request's start
+    are often different seconds), each made once."""
+
+    __slots__ = ("convert", "fmt", "texts")
+
+    def __init__(self, fmt: str, convert: Callable[[float], time.struct_time]) -> None:
+        self.fmt, self.convert = fmt, convert
+        self.texts: dict[int, str] = {}
+
+    def text_of(self, second: int) -> str:
+        text = self.texts.get(second)
+        if text is None:
+            if len(self.texts) >= 64:
+                self.texts.clear()
+            text = self.texts[second] = time.strftime(self.fmt, self.convert(second))
+        return text
+
+
+_utc_second = _SecondCache("%Y-%m-%dT%H:%M:%S", time.gmtime)
+_local_second = _SecondCache("%Y-%m-%d %H:%M:%S", time.localtime)
+_UTC_MS = tuple(f".{ms:03d}Z" for ms in range(1000))
+_LOCAL_MS = tuple(f",{ms:03d}" for ms in range(1000))
 
 
 def utc_stamp(t: float) -> str:
     """``t`` (epoch seconds) as ISO 8601 UTC with milliseconds; the second's text is cached,
     since a busy gateway stamps thousands of lines within one."""
     second = int(t)
-    return f"{_utc_second(second)}.{int((t - second) * 1000):03d}Z"
-
-
-@functools.lru_cache(maxsize=4)
-def _local_second(second: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+    return _utc_second.text_of(second) + _UTC_MS[int((t - second) * 1000)]
 
 
 def local_stamp(t: float) -> str:
     """``t`` the way :class:`logging.Formatter` writes ``%(asctime)s`` by default."""
     second = int(t)
-    return f"{_local_second(second)},{int((t - second) * 1000):03d}"
+    return _local_second.text_of(second) + _LOCAL_MS[int((t - second) * 1000)]
 
 
 class JSONFormatter(logging.Formatter):
@@ -93,6 +107,7 @@ class JSONFormatter(logging.Formatter):
         fields = vars(record)
         access = fields.get("access")
         if access is not None:  # an access line: its fields, flat (they include the request id)
+            out["msg"] = access_msg(access)
             out.update(access)
         else:
             extra = fields.keys() - _STD
@@ -102,12 +117,21 @@ class JSONFormatter(logging.Formatter):
             out["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(out, default=str).decode()
 
-    def format_access(self, created: float, msg: str, fields: dict[str, Any]) -> str:
-        """What :meth:`format` makes of an access line, made without a ``LogRecord``."""
-        return orjson.dumps(
-            {"ts": utc_stamp(created), "level": "info", "logger": ACCESS_LOGGER, "msg": msg, **fields},
-            default=str,
-        ).decode()
+    def format_access(self, created: float, fields: dict[str, Any], summary: Callable[[], str]) -> str:
+        """What :meth:`format` makes of an access line, made without a ``LogRecord`` (and
+        without copying ``fields``: the line's first keys are written before them)."""
+        head = f'{{"ts":"{utc_stamp(created)}","level":"info","logger":"{ACCESS_LOGGER}","msg":'
+        return (
+            head
+            + orjson.dumps(access_msg(fields)).decode()
+            + ","
+            + orjson.dumps(fields, default=str).decode()[1:]
+        )
+
+
+def access_msg(fields: Mapping[str, Any]) -> str:
+    """An access line's ``msg`` in JSON, where its fields say the rest: method, path, status."""
+    return f"{fields['method']} {fields['path']} {fields['status']}"
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
@@ -166,16 +190,16 @@ class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.release()
 
 
-def _text_access(created: float, msg: str, fields: dict[str, Any]) -> str:
-    return f"{local_stamp(created)} INFO {ACCESS_LOGGER} [{fields['request_id']}]: {msg}"
+def _text_access(created: float, fields: dict[str, Any], summary: Callable[[], str]) -> str:
+    return f"{local_stamp(created)} INFO {ACCESS_LOGGER} [{fields['request_id']}]: {summary()}"
 
 
-AccessWriter = Callable[[float, str, dict[str, Any]], str]
+AccessWriter = Callable[[float, dict[str, Any], Callable[[], str]], str]
 
 
 def _direct_writer(handler: logging.Handler) -> AccessWriter | None:
     """How ``handler`` can take an access line without a ``LogRecord``: a function of
-    (created, msg, fields) making exactly the line its formatter would, or None when the
+    (created, fields, summary) making exactly the line its formatter would, or None when the
     handler is not one whose output is known (another class, filters, format or level)."""
     if type(handler) is not BatchedStreamHandler or handler.level > logging.INFO:
         return None
@@ -208,23 +232,27 @@ class AccessLog:
             return None
         out: list[tuple[BatchedStreamHandler, AccessWriter]] = []
         while logger is not None:
-            for handler in logger.handlers:
-                writer = _direct_writer(handler)
-                if writer is None:
-                    return None
-                out.append((handler, writer))  # type: ignore[arg-type]  # checked: a BatchedStreamHandler
+            handlers = logger.handlers
+            if handlers:
+                for handler in handlers:
+                    writer = _direct_writer(handler)
+                    if writer is None:
+                        return None
+                    out.append((handler, writer))  # type: ignore[arg-type]  # checked: a BatchedStreamHandler
             logger = logger.parent if logger.propagate else None
         return out
 
-    def write(self, created: float, msg: str, fields: dict[str, Any]) -> None:
-        """One access line: ``fields`` flat in JSON (they include ``request_id``), ``msg`` in text."""
+    def write(self, created: float, fields: dict[str, Any], summary: Callable[[], str]) -> None:
+        """One access line: ``fields`` flat in JSON (they include ``request_id``), ``summary()``
+        as the text format's message (called only when a line is written as text)."""
         if not self.logger.isEnabledFor(logging.INFO):
             return
         direct = self._direct()
         if direct is not None:
             for handler, writer in direct:
-                handler.add(writer(created, msg, fields))
+                handler.add(writer(created, fields, summary))
             return
+        msg = summary()
         line = self.logger.makeRecord(
             ACCESS_LOGGER,
             logging.INFO,

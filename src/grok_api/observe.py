@@ -140,11 +140,7 @@ class Observer:
         """The request's access line: its fields (JSON), a summary (text)."""
         access = self.access
         assert access is not None
-        msg = (
-            f"{record.method} {record.path} {record.status} {record.total * 1000:.1f}ms"
-            f" key={record.key_name or '-'} model={record.model or '-'} outcome={record.outcome}"
-        )
-        access.write(time.time(), msg, record.fields())
+        access.write(time.time(), record.fields(), record.summary)
 
 
 def failed(record: RequestRecord, exc: GatewayError, status: int | None = None) -> None:
