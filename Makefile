@@ -61,6 +61,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/decode.py
 	$(BIN)/python bench/soak.py
 	$(BIN)/python bench/observability.py
+	if command -v valgrind >/dev/null; then $(BIN)/python bench/cost.py; else echo "bench/cost.py skipped: no valgrind (apt-get install valgrind)"; fi
 
 clean:
 	rm -rf $(VENV) $(LOCK_VENV) .mypy_cache .pytest_cache .ruff_cache
