@@ -115,11 +115,18 @@ def test_workers_on_a_fresh_data_dir_start(tmp_path: Path) -> None:
             assert line or proc.poll() is None, "".join(lines)
             assert time.monotonic() < deadline, "".join(lines)
             lines.append(line)
-        assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
+        with httpx.Client() as client:  # served by the workers, kept alive
+            for _ in range(8):
+                assert client.get(f"http://127.0.0.1:{port}/health").status_code == 200
         assert "already exists" not in "".join(lines)
-    finally:
         proc.terminate()
-        proc.wait(30)
+        rest = proc.communicate(timeout=30)[0]
+        # the gateway's own access log is off by default; uvicorn's must stay off in the workers too
+        assert "uvicorn.access" not in rest and "GET /health" not in rest, rest[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(30)
         if proc.stdout is not None:
             proc.stdout.close()
 

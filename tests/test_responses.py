@@ -646,6 +646,7 @@ def test_the_cap_removes_what_is_nearest_its_expiry_and_keeps_continued_conversa
         assert client.responses.retrieve(kept.id).id == kept.id
     again = client.responses.create(model=WEB, input="and on", previous_response_id=c2.id)
     assert again.output_text == "[turn 1] You said: and on"  # grok.com got the whole conversation
+    client.responses.retrieve(again.id)  # waits for its storing (and the cap) to be done
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(lone.id)  # the continued conversation outlives the lone one
 

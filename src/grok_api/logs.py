@@ -282,6 +282,12 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     # Quiet at any level: SQLAlchemy's and aiosqlite's debug lines carry SQL parameters (key hashes).
     for name in ("alembic", "sqlalchemy", "aiosqlite"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # uvicorn's own access line stays off (the gateway writes its own, GROK_API_ACCESS_LOG). A
+    # worker of `serve --workers N` configures logging after uvicorn did: letting this logger
+    # propagate there made every worker log every request.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers[:] = []
+    access.propagate = False
