@@ -61,7 +61,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/decode.py
 	$(BIN)/python bench/soak.py
 	$(BIN)/python bench/observability.py
-	if command -v valgrind >/dev/null; then $(BIN)/python bench/cost.py; else echo "bench/cost.py skipped: no valgrind (apt-get install valgrind)"; fi
+	if command -v valgrind >/dev/null; then $(BIN)/python bench/cost.py && $(BIN)/python bench/cost_line.py; \
+	else echo "bench/cost.py, cost_line.py skipped: no valgrind (apt-get install valgrind)"; fi
 
 clean:
 	rm -rf $(VENV) $(LOCK_VENV) .mypy_cache .pytest_cache .ruff_cache
