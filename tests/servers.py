@@ -72,10 +72,31 @@ class StreamServer(LoopServer):
         raise NotImplementedError
 
     async def start(self) -> None:
-        self.server = await asyncio.start_server(self.handle, sock=self.sock)
+        self.writers: set[asyncio.StreamWriter] = set()
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.writers.add(writer)
+            try:
+                await self.handle(reader, writer)
+            finally:
+                writer.close()
+                self.writers.discard(writer)
+
+        self.server = await asyncio.start_server(serve, sock=self.sock)
 
     async def stop(self) -> None:
+        """Closes the server and every connection still open, and lets their handlers end:
+        a connection left to the garbage collector after the loop closed is a ResourceWarning
+        (an error in the tests) in whatever test runs then."""
         self.server.close()
+        for writer in list(self.writers):
+            writer.close()
+        handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        await self.server.wait_closed()
+        await asyncio.sleep(0)  # the closed transports finish closing
 
 
 async def splice(
@@ -92,4 +113,8 @@ async def splice(
             await dst.drain()
         dst.close()
 
-    await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+    try:
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+    finally:
+        writer.close()
+        up_writer.close()
