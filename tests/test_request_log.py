@@ -22,6 +22,7 @@ from grok_api.recent import RequestFilter, RequestRecord
 from grok_api.request_log import RequestLog
 from grok_api.simulator import Simulator
 from grok_api.store import Database
+from grok_api.store import request_log as request_log_store
 from grok_api.store.request_log import LogRow, RequestLogStore
 from grok_api.timespec import moment
 
@@ -146,6 +147,18 @@ async def test_reads_are_filtered_and_newest_first(store: RequestLogStore) -> No
     assert await ids(key_id=other) == ["d"]
     got = await store.query(10, key_id=other, request_id="d")
     assert got == [{"request_id": "d", "key_id": other, "model": MODEL, "status": 200, "path": "/v1/x"}]
+
+
+async def test_a_driver_without_a_written_insert_stores_the_same_rows(
+    store: RequestLogStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Drivers the project does not pick itself (another one named in the URL) go through
+    SQLAlchemy's insert: the same rows, read back the same."""
+    monkeypatch.setattr(request_log_store, "_INSERT", {})
+    key, now = tag("any-driver"), time.time()
+    await store.add([row("x", key, now - 2), row("y", key, now - 1, status=502)])
+    got = await store.query(10, key_id=key)
+    assert [(r["request_id"], r["status"]) for r in got] == [("y", 502), ("x", 200)]
 
 
 async def test_the_purge_removes_only_rows_past_the_retention(store: RequestLogStore) -> None:

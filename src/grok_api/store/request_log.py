@@ -61,14 +61,14 @@ def _where(
     return out
 
 
-# The insert in each driver's own placeholders (sqlite3 / aiosqlite: ``?``; asyncpg: ``$1``).
+# The insert in the placeholders of the drivers the project uses (aiosqlite: ``?``; asyncpg:
+# ``$1``); another driver, named in GROK_API_DATABASE_URL, gets SQLAlchemy's insert.
+_COLUMNS = ("started_us", "request_id", "key_id", "model", "status", "fields")
 _INSERT = {
     "qmark": "INSERT INTO request_log (started_us, request_id, key_id, model, status, fields)"
     " VALUES (?, ?, ?, ?, ?, ?)",
     "numeric_dollar": "INSERT INTO request_log (started_us, request_id, key_id, model, status, fields)"
     " VALUES ($1, $2, $3, $4, $5, $6)",
-    "format": "INSERT INTO request_log (started_us, request_id, key_id, model, status, fields)"
-    " VALUES (%s, %s, %s, %s, %s, %s)",
 }
 
 
@@ -94,7 +94,13 @@ class RequestLogStore:
             for r in rows
         ]
         async with self.db.engine.begin() as conn:
-            await conn.exec_driver_sql(_INSERT[conn.dialect.paramstyle], values)
+            sql = _INSERT.get(conn.dialect.paramstyle)
+            if sql is not None:
+                await conn.exec_driver_sql(sql, values)
+            else:
+                await conn.execute(
+                    request_log.insert(), [dict(zip(_COLUMNS, v, strict=True)) for v in values]
+                )
 
     async def query(
         self,
