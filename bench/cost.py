@@ -58,6 +58,11 @@ def counted(pid: int, out: Path, run: int) -> int:
         if time.monotonic() > deadline:
             raise RuntimeError(f"callgrind wrote no dump {dump}")
         time.sleep(0.2)
+    return callgrind_total(dump)
+
+
+def callgrind_total(dump: Path) -> int:
+    """The instructions a callgrind dump counted (its ``summary:`` line)."""
     found = re.search(r"^summary:\s+(\d+)", dump.read_text(errors="replace"), re.M)
     assert found is not None
     return int(found.group(1))

@@ -14,13 +14,16 @@ import argparse
 import asyncio
 import logging
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from cost import callgrind_total
 
 
 def write_lines(n: int, fmt: str, through_logging: bool) -> None:
@@ -64,9 +67,7 @@ def instructions(lines: int, fmt: str, through_logging: bool, out: Path) -> int:
         check=True,
         capture_output=True,
     )
-    found = re.search(r"^summary:\s+(\d+)", out.read_text(errors="replace"), re.M)
-    assert found is not None
-    return int(found.group(1))
+    return callgrind_total(out)
 
 
 def main() -> None:

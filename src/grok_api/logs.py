@@ -87,7 +87,7 @@ def utc_stamp(t: float) -> str:
     """``t`` (epoch seconds) as ISO 8601 UTC with milliseconds; the second's text is cached,
     since a busy gateway stamps thousands of lines within one."""
     second = int(t)
-    return (_utc_second.texts.get(second) or _utc_second.text_of(second)) + _UTC_MS[int((t - second) * 1000)]
+    return _utc_second.text_of(second) + _UTC_MS[int((t - second) * 1000)]
 
 
 def local_stamp(t: float) -> str:
@@ -121,7 +121,7 @@ class JSONFormatter(logging.Formatter):
         """What :meth:`format` makes of an access line, made without a ``LogRecord`` (and
         without copying ``fields``: the line's first keys are written before them). One
         f-string, one stamp, two ``orjson`` calls: it runs once a request."""
-        msg = orjson.dumps(f"{fields['method']} {fields['path']} {fields['status']}").decode()
+        msg = orjson.dumps(access_msg(fields)).decode()
         return (
             f'{{"ts":"{utc_stamp(created)}","level":"info","logger":"{ACCESS_LOGGER}","msg":{msg},'
             f"{orjson.dumps(fields, default=str).decode()[1:]}"
